@@ -1,0 +1,1 @@
+//! The esp stage checker.

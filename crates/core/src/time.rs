@@ -1,0 +1,193 @@
+//! Time as the engine sees it: instants passed in by the caller (never read from a clock here),
+//! and durations written the way people write them in config ("90s", "15m", "1h30m", "7d").
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An instant, in milliseconds since the Unix epoch (UTC). The engine never reads a clock: callers
+/// pass `now` in, which keeps every decision a pure function of its inputs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub const fn from_millis(ms: i64) -> Self {
+        Timestamp(ms)
+    }
+
+    pub const fn as_millis(self) -> i64 {
+        self.0
+    }
+
+    /// `self + d`, saturating.
+    pub fn add(self, d: Duration) -> Self {
+        Timestamp(self.0.saturating_add(duration_millis(d)))
+    }
+
+    /// `self - d`, saturating.
+    pub fn sub(self, d: Duration) -> Self {
+        Timestamp(self.0.saturating_sub(duration_millis(d)))
+    }
+
+    /// Time elapsed from `earlier` to `self`; zero if `earlier` is later.
+    pub fn since(self, earlier: Timestamp) -> Duration {
+        if self.0 <= earlier.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_millis((self.0 - earlier.0) as u64)
+        }
+    }
+}
+
+fn duration_millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Error parsing a human duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration `{input}`: {reason} (expected e.g. \"30s\", \"15m\", \"1h30m\", \"7d\")")]
+pub struct DurationParseError {
+    pub input: String,
+    pub reason: &'static str,
+}
+
+/// Parse "500ms", "30s", "15m", "1h30m", "7d", "2w". A bare number is rejected: units are required.
+pub fn parse_duration(input: &str) -> Result<Duration, DurationParseError> {
+    let err = |reason| DurationParseError { input: input.to_string(), reason };
+    let s = input.trim();
+    if s.is_empty() {
+        return Err(err("empty"));
+    }
+    let mut total: u128 = 0;
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        if start == i {
+            return Err(err("expected a number"));
+        }
+        let n: u128 = s[start..i].parse().map_err(|_| err("number too large"))?;
+        let ustart = i;
+        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        let unit_ms: u128 = match &s[ustart..i] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 604_800_000,
+            "" => return Err(err("missing unit")),
+            _ => return Err(err("unknown unit")),
+        };
+        total = total
+            .checked_add(n.checked_mul(unit_ms).ok_or_else(|| err("too large"))?)
+            .ok_or_else(|| err("too large"))?;
+    }
+    let ms = u64::try_from(total).map_err(|_| err("too large"))?;
+    Ok(Duration::from_millis(ms))
+}
+
+/// Format a duration the way [`parse_duration`] reads it ("1h30m", "45s", "250ms", "0s").
+pub fn format_duration(d: Duration) -> String {
+    let mut ms = d.as_millis();
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        if ms >= size {
+            out.push_str(&format!("{}{}", ms / size, unit));
+            ms %= size;
+        }
+    }
+    if ms > 0 {
+        out.push_str(&format!("{ms}ms"));
+    }
+    out
+}
+
+/// A [`Duration`] that (de)serialises as a human string such as "15m".
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    pub const fn from_secs(s: u64) -> Self {
+        HumanDuration(Duration::from_secs(s))
+    }
+    pub const fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl fmt::Debug for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_duration(self.0))
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_duration(self.0))
+    }
+}
+
+impl From<Duration> for HumanDuration {
+    fn from(d: Duration) -> Self {
+        HumanDuration(d)
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map(HumanDuration).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_compound_durations() {
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86400));
+    }
+
+    #[test]
+    fn rejects_bare_numbers_and_unknown_units() {
+        assert_eq!(parse_duration("15").unwrap_err().reason, "missing unit");
+        assert_eq!(parse_duration("15y").unwrap_err().reason, "unknown unit");
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn format_round_trips() {
+        for s in ["0s", "45s", "1h30m", "2d3h", "1s250ms"] {
+            assert_eq!(format_duration(parse_duration(s).unwrap()), s);
+        }
+    }
+
+    #[test]
+    fn timestamp_arithmetic_saturates() {
+        let t = Timestamp(1_000);
+        assert_eq!(t.add(Duration::from_secs(1)), Timestamp(2_000));
+        assert_eq!(t.since(Timestamp(5_000)), Duration::ZERO);
+        assert_eq!(Timestamp(i64::MAX).add(Duration::from_secs(1)), Timestamp(i64::MAX));
+    }
+}
