@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use funnelgate_core::{Measurement, ProbeSpec};
 use secrecy::SecretString;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::secrets::SecretStore;
@@ -113,6 +114,9 @@ pub trait ProbeFactory: Send + Sync + 'static {
     /// Build a probe from params; unknown or invalid params → [`ProbeErrorKind::InvalidParams`]
     /// naming the field.
     fn build(&self, params: &serde_json::Value) -> Result<Arc<dyn Probe>, ProbeError>;
+    /// Parse params into the typed struct and serialise them back, defaults filled in (the
+    /// conformance tests check that this round-trips).
+    fn normalize_params(&self, params: &serde_json::Value) -> Result<serde_json::Value, ProbeError>;
 }
 
 /// Parse typed params (`#[serde(deny_unknown_fields)]` structs), turning serde's error into a
@@ -143,7 +147,7 @@ pub struct TypedFactory<P, F> {
 
 impl<P, F> TypedFactory<P, F>
 where
-    P: DeserializeOwned + schemars::JsonSchema + 'static,
+    P: DeserializeOwned + Serialize + schemars::JsonSchema + 'static,
     F: Fn(P) -> Result<Arc<dyn Probe>, ProbeError> + Send + Sync + 'static,
 {
     pub fn new(kind: &'static str, description: &'static str, unit: &'static str, make: F) -> Self {
@@ -158,7 +162,7 @@ where
 
 impl<P, F> ProbeFactory for TypedFactory<P, F>
 where
-    P: DeserializeOwned + schemars::JsonSchema + 'static,
+    P: DeserializeOwned + Serialize + schemars::JsonSchema + 'static,
     F: Fn(P) -> Result<Arc<dyn Probe>, ProbeError> + Send + Sync + 'static,
 {
     fn kind(&self) -> &'static str {
@@ -178,5 +182,10 @@ where
     }
     fn build(&self, params: &serde_json::Value) -> Result<Arc<dyn Probe>, ProbeError> {
         (self.make)(parse_params(self.kind, params)?)
+    }
+    fn normalize_params(&self, params: &serde_json::Value) -> Result<serde_json::Value, ProbeError> {
+        let typed: P = parse_params(self.kind, params)?;
+        serde_json::to_value(&typed)
+            .map_err(|e| ProbeError::params(format!("params of `{}`: {e}", self.kind)))
     }
 }
