@@ -9,6 +9,7 @@
 pub mod probe;
 pub mod registry;
 pub mod secrets;
+pub mod vendor_http;
 
 pub use probe::{
     Probe, ProbeContext, ProbeError, ProbeErrorKind, ProbeFactory, TypedFactory, parse_params,
