@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The one test command. On a fresh machine of this kind it provisions everything the tests use
+# (Debian packages, a Python virtualenv with the outside reference clients, PostgreSQL and MariaDB
+# running and reachable), waits for them, then builds and runs the whole suite.
+#
+#   scripts/test.sh            provision + run every test
+#   scripts/test.sh --no-provision   skip installs (servers are still checked)
+#
+# It fails loudly when a dependency cannot be provided; it never skips tests.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+provision=1
+[ "${1:-}" = "--no-provision" ] && provision=0
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'test.sh: error: %s\n' "$*" >&2; exit 1; }
+
+packages() { grep -v '^\s*#' "$1" | sed '/^\s*$/d'; }
+
+if [ "$provision" = 1 ]; then
+  # ---- Debian packages -----------------------------------------------------------------------
+  missing=()
+  while read -r p; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done < <(packages scripts/debian-packages.txt)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    command -v apt-get >/dev/null || die "apt-get not found: install ${missing[*]} by hand"
+    apt-get update -qq || die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+      || die "could not install ${missing[*]}"
+  fi
+  # Debian starts nsd and prometheus as services on install; the tests run their own instances.
+  for svc in nsd prometheus; do
+    pkill -x "$svc" 2>/dev/null || true
+  done
+
+  # ---- Python virtualenv (outside references: checkdmarc, vendor clients, grpcio) -------------
+  if [ ! -x .venv/bin/python ]; then
+    log "creating virtualenv .venv"
+    python3 -m venv .venv || die "python3 -m venv failed (is python3-venv installed?)"
+  fi
+  want="$(packages scripts/python-requirements.txt | sort | tr '\n' ' ')"
+  stamp=".venv/.funnelgate-requirements"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    log "installing Python test references into .venv"
+    .venv/bin/pip install -q --disable-pip-version-check -r scripts/python-requirements.txt \
+      || die "pip install failed"
+    echo "$want" > "$stamp"
+  fi
+fi
+
+# ---- Real peers: PostgreSQL and MariaDB --------------------------------------------------------
+wait_for() { # name, command...
+  local name="$1"; shift
+  for _ in $(seq 1 60); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 1
+  done
+  die "$name is not reachable"
+}
+
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  log "starting PostgreSQL"
+  if command -v pg_ctlcluster >/dev/null; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  fi
+fi
+wait_for "PostgreSQL on 127.0.0.1:5432" pg_isready -h 127.0.0.1 -p 5432 -q
+psql -h 127.0.0.1 -U postgres -d test -c 'select 1' >/dev/null 2>&1 \
+  || psql -h 127.0.0.1 -U postgres -c 'create database test' >/dev/null \
+  || die "cannot reach or create PostgreSQL database 'test' as user postgres"
+
+if ! mariadb -h 127.0.0.1 -P 3306 -u root -e 'select 1' >/dev/null 2>&1; then
+  log "starting MariaDB"
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+fi
+wait_for "MariaDB on 127.0.0.1:3306" mariadb -h 127.0.0.1 -P 3306 -u root -e 'select 1'
+mariadb -h 127.0.0.1 -P 3306 -u root -e 'create database if not exists test' \
+  || die "cannot create MariaDB database 'test'"
+
+# ---- Tools the tests start themselves -----------------------------------------------------------
+for tool in /usr/sbin/nsd /usr/bin/prometheus openssl; do
+  command -v "$tool" >/dev/null || die "$tool is missing (see scripts/debian-packages.txt)"
+done
+.venv/bin/python -c 'import checkdmarc, hubspot, simple_salesforce, grpc, aiosmtpd' \
+  || die "the Python test references are missing from .venv"
+
+export FUNNELGATE_PYTHON="$repo/.venv/bin/python"
+export FUNNELGATE_TEST_POSTGRES_URL="${FUNNELGATE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export FUNNELGATE_TEST_MYSQL_URL="${FUNNELGATE_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}"
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# ---- Build and test ----------------------------------------------------------------------------
+log "building the funnelgate binary (end-to-end tests start it)"
+cargo build --locked -p funnelgate
+log "running the test suite"
+cargo test --locked --workspace --all-targets
+log "running doc tests"
+cargo test --locked --workspace --doc
