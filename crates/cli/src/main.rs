@@ -1,1 +1,100 @@
-fn main() {}
+//! `funnelgate`: the one binary. Parse, validate, init telemetry, run the command, exit with its
+//! documented code (see `exit.rs` and docs/cli.md). Every command lives in a module beside this one.
+
+mod client;
+mod exit;
+mod gate;
+mod render;
+mod watch;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use funnelgate_server::LogFormat;
+
+use crate::exit::CliError;
+
+/// funnelgate tells a marketing team whether its funnel is ready for paid traffic.
+///
+/// Start everything on one machine with `funnelgate up --config funnelgate.toml`, then ask the
+/// gate with `funnelgate gate status <funnel>`; gate a CI/CD pipeline with
+/// `funnelgate gate wait <funnel> --until open --timeout 15m`.
+#[derive(Parser, Debug)]
+#[command(name = "funnelgate", version, after_help = exit::HELP_TABLE, disable_help_subcommand = true)]
+struct Cli {
+    /// Log filter (RUST_LOG syntax), e.g. `info` or `funnelgate_coordinator=debug`.
+    #[arg(long, global = true, env = "FUNNELGATE_LOG")]
+    log: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Text)]
+    log_format: LogFormatArg,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Ask about, wait for and change a funnel's gate (talks to a coordinator over gRPC).
+    #[command(after_help = exit::HELP_TABLE)]
+    Gate {
+        #[command(subcommand)]
+        cmd: gate::GateCmd,
+        #[command(flatten)]
+        client: gate::ClientArgs,
+    },
+}
+
+impl Command {
+    /// Server commands log at `info`; client commands only show warnings (their output is the point).
+    fn default_log(&self) -> &'static str {
+        match self {
+            Command::Gate { .. } => "warn",
+        }
+    }
+}
+
+async fn run(cmd: Command) -> exit::CmdResult {
+    match cmd {
+        Command::Gate { cmd, client } => gate::run(cmd, &client).await,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(exit::USAGE),
+            };
+        }
+    };
+    let format = match cli.log_format {
+        LogFormatArg::Text => LogFormat::Text,
+        LogFormatArg::Json => LogFormat::Json,
+    };
+    funnelgate_server::init_tracing(Some(cli.log.as_deref().unwrap_or(cli.command.default_log())), format);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(CliError::failure(format!("cannot start the async runtime: {e}"))),
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(e: CliError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(e.code)
+}
