@@ -38,13 +38,25 @@ pub enum ProbeErrorKind {
 
 impl ProbeError {
     pub fn params(message: impl Into<String>) -> Self {
-        ProbeError { kind: ProbeErrorKind::InvalidParams, message: message.into(), retry_after: None }
+        ProbeError {
+            kind: ProbeErrorKind::InvalidParams,
+            message: message.into(),
+            retry_after: None,
+        }
     }
     pub fn transient(message: impl Into<String>) -> Self {
-        ProbeError { kind: ProbeErrorKind::Transient, message: message.into(), retry_after: None }
+        ProbeError {
+            kind: ProbeErrorKind::Transient,
+            message: message.into(),
+            retry_after: None,
+        }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
-        ProbeError { kind: ProbeErrorKind::Permanent, message: message.into(), retry_after: None }
+        ProbeError {
+            kind: ProbeErrorKind::Permanent,
+            message: message.into(),
+            retry_after: None,
+        }
     }
     pub fn with_retry_after(mut self, d: Duration) -> Self {
         self.retry_after = Some(d);
@@ -67,7 +79,9 @@ pub struct ProbeContext {
 
 impl std::fmt::Debug for ProbeContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProbeContext").field("probe", &self.spec.id).finish_non_exhaustive()
+        f.debug_struct("ProbeContext")
+            .field("probe", &self.spec.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -116,12 +130,16 @@ pub trait ProbeFactory: Send + Sync + 'static {
     fn build(&self, params: &serde_json::Value) -> Result<Arc<dyn Probe>, ProbeError>;
     /// Parse params into the typed struct and serialise them back, defaults filled in (the
     /// conformance tests check that this round-trips).
-    fn normalize_params(&self, params: &serde_json::Value) -> Result<serde_json::Value, ProbeError>;
+    fn normalize_params(&self, params: &serde_json::Value)
+    -> Result<serde_json::Value, ProbeError>;
 }
 
 /// Parse typed params (`#[serde(deny_unknown_fields)]` structs), turning serde's error into a
 /// params error that names the field.
-pub fn parse_params<P: DeserializeOwned>(kind: &str, params: &serde_json::Value) -> Result<P, ProbeError> {
+pub fn parse_params<P: DeserializeOwned>(
+    kind: &str,
+    params: &serde_json::Value,
+) -> Result<P, ProbeError> {
     serde_json::from_value(params.clone())
         .map_err(|e| ProbeError::params(format!("params of `{kind}`: {e}")))
 }
@@ -151,7 +169,14 @@ where
     F: Fn(P) -> Result<Arc<dyn Probe>, ProbeError> + Send + Sync + 'static,
 {
     pub fn new(kind: &'static str, description: &'static str, unit: &'static str, make: F) -> Self {
-        TypedFactory { kind, description, unit, vendors: &[], make, _params: std::marker::PhantomData }
+        TypedFactory {
+            kind,
+            description,
+            unit,
+            vendors: &[],
+            make,
+            _params: std::marker::PhantomData,
+        }
     }
 
     pub fn vendors(mut self, vendors: &'static [&'static str]) -> Self {
@@ -183,7 +208,10 @@ where
     fn build(&self, params: &serde_json::Value) -> Result<Arc<dyn Probe>, ProbeError> {
         (self.make)(parse_params(self.kind, params)?)
     }
-    fn normalize_params(&self, params: &serde_json::Value) -> Result<serde_json::Value, ProbeError> {
+    fn normalize_params(
+        &self,
+        params: &serde_json::Value,
+    ) -> Result<serde_json::Value, ProbeError> {
         let typed: P = parse_params(self.kind, params)?;
         serde_json::to_value(&typed)
             .map_err(|e| ProbeError::params(format!("params of `{}`: {e}", self.kind)))

@@ -38,7 +38,11 @@ impl ProbeRegistry {
     }
 
     /// Build a probe; an unknown kind lists the known ones.
-    pub fn build(&self, kind: &str, params: &serde_json::Value) -> Result<Arc<dyn Probe>, ProbeError> {
+    pub fn build(
+        &self,
+        kind: &str,
+        params: &serde_json::Value,
+    ) -> Result<Arc<dyn Probe>, ProbeError> {
         match self.kinds.get(kind) {
             Some(f) => f.build(params),
             None => Err(ProbeError::params(format!(

@@ -35,15 +35,23 @@ impl SecretStore {
     pub fn new(env: impl IntoIterator<Item = (String, String)>, dir: Option<PathBuf>) -> Self {
         let env = env
             .into_iter()
-            .filter_map(|(k, v)| k.strip_prefix(SECRET_ENV_PREFIX).map(|n| (n.to_string(), v)))
+            .filter_map(|(k, v)| {
+                k.strip_prefix(SECRET_ENV_PREFIX)
+                    .map(|n| (n.to_string(), v))
+            })
             .collect();
-        SecretStore { env: Arc::new(env), dir }
+        SecretStore {
+            env: Arc::new(env),
+            dir,
+        }
     }
 
     /// Resolve a secret by name: environment first, then `<dir>/<NAME>` (trailing newline trimmed).
     pub fn get(&self, name: &str) -> Result<SecretString, ProbeError> {
         if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
-            return Err(ProbeError::params(format!("`{name}` is not a valid secret name")));
+            return Err(ProbeError::params(format!(
+                "`{name}` is not a valid secret name"
+            )));
         }
         if let Some(v) = self.env.get(name) {
             return Ok(SecretString::from(v.clone()));
@@ -51,7 +59,11 @@ impl SecretStore {
         if let Some(dir) = &self.dir {
             let path = dir.join(name);
             match std::fs::read_to_string(&path) {
-                Ok(v) => return Ok(SecretString::from(v.trim_end_matches(['\n', '\r']).to_string())),
+                Ok(v) => {
+                    return Ok(SecretString::from(
+                        v.trim_end_matches(['\n', '\r']).to_string(),
+                    ));
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
                     return Err(ProbeError::permanent(format!(
@@ -65,7 +77,9 @@ impl SecretStore {
             Some(d) => format!("{SECRET_ENV_PREFIX}{name} or {}", d.join(name).display()),
             None => format!("{SECRET_ENV_PREFIX}{name}"),
         };
-        Err(ProbeError::permanent(format!("secret `{name}` is not set (looked for {place})")))
+        Err(ProbeError::permanent(format!(
+            "secret `{name}` is not set (looked for {place})"
+        )))
     }
 }
 
@@ -77,7 +91,10 @@ mod tests {
 
     #[test]
     fn env_secret_resolves_and_debug_hides_values() {
-        let s = SecretStore::new([("FUNNELGATE_SECRET_HUBSPOT".into(), "pat-123".into())], None);
+        let s = SecretStore::new(
+            [("FUNNELGATE_SECRET_HUBSPOT".into(), "pat-123".into())],
+            None,
+        );
         assert_eq!(s.get("HUBSPOT").unwrap().expose_secret(), "pat-123");
         assert!(!format!("{s:?}").contains("pat-123"));
     }
@@ -86,7 +103,11 @@ mod tests {
     fn missing_secret_says_where_it_looked() {
         let s = SecretStore::new(Vec::new(), Some(PathBuf::from("/run/secrets")));
         let e = s.get("SENDGRID").unwrap_err();
-        assert!(e.message.contains("FUNNELGATE_SECRET_SENDGRID or /run/secrets/SENDGRID"), "{e}");
+        assert!(
+            e.message
+                .contains("FUNNELGATE_SECRET_SENDGRID or /run/secrets/SENDGRID"),
+            "{e}"
+        );
         assert!(s.get("../etc/passwd").is_err());
     }
 }
