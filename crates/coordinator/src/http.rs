@@ -1,0 +1,127 @@
+//! The HTTP front end (axum): gate JSON for Argo Rollouts' web metric provider, curl and CI;
+//! `/metrics` for Prometheus; `/healthz` and `/readyz` for orchestrators.
+//!
+//! `GET /v1/funnels/{funnel}/gate` answers the core `GateDecision` as JSON plus `config_hash` and
+//! `sequence`; its top-level `state` is `"OPEN"`, `"HOLD"` or `"CLOSED"` and
+//! `allowed_rollout_percent` a number, so an Argo `AnalysisTemplate` can use
+//! `successCondition: result.state == "OPEN"` with `jsonPath: "{$}"`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::error::ServiceError;
+use crate::explain::format_timestamp;
+use crate::grpc::ApiState;
+
+/// Content type of `/metrics` (prometheus-client writes OpenMetrics text).
+pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The HTTP routes.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/v1/funnels", get(list_funnels))
+        .route("/v1/funnels/{funnel}/gate", get(get_gate))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+#[derive(Debug, Deserialize)]
+struct GateQuery {
+    #[serde(default)]
+    view: Option<String>,
+}
+
+fn json_bytes(status: StatusCode, body: Arc<[u8]>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_vec(),
+    )
+        .into_response()
+}
+
+async fn get_gate(
+    State(state): State<Arc<ApiState>>,
+    Path(funnel): Path<String>,
+    Query(query): Query<GateQuery>,
+) -> Result<Response, ServiceError> {
+    let full = match query.view.as_deref() {
+        None | Some("" | "compact") => false,
+        Some("full") => true,
+        Some(other) => {
+            return Err(ServiceError::InvalidArgument(format!(
+                "`view={other}` is not a view: use `compact` or `full`"
+            )));
+        }
+    };
+    let slot = state.slot(&funnel)?;
+    Ok(json_bytes(StatusCode::OK, slot.current().json(full)))
+}
+
+async fn list_funnels(State(state): State<Arc<ApiState>>) -> Json<serde_json::Value> {
+    let funnels: Vec<serde_json::Value> = state
+        .gates
+        .iter()
+        .map(|(name, slot)| {
+            let p = slot.current();
+            let d = &p.decision;
+            serde_json::json!({
+                "funnel": name,
+                "state": d.state,
+                "allowed_rollout_percent": d.allowed_rollout_percent,
+                "blocking_stage": d.blocking_stage,
+                "phase": d.phase,
+                "since": d.since,
+                "since_rfc3339": format_timestamp(d.since),
+                "sequence": p.sequence,
+            })
+        })
+        .collect();
+    Json(serde_json::json!({ "funnels": funnels }))
+}
+
+async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
+    match state.gates.readiness() {
+        Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
+        Err(waiting) => {
+            let shown: Vec<&String> = waiting.iter().take(20).collect();
+            let more = waiting.len().saturating_sub(shown.len());
+            let mut reason = format!(
+                "waiting for the first check of {}",
+                shown
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            if more > 0 {
+                reason.push_str(&format!(" and {more} more"));
+            }
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "not_ready", "reason": reason})),
+            )
+                .into_response()
+        }
+    }
+}

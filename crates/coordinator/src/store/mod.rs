@@ -1,0 +1,200 @@
+//! Durable state: the append-only, hash-chained ledger of decisions and operator actions, the
+//! latest stage report per funnel and stage, and the engine's per-funnel snapshot.
+//!
+//! [`Store`] is the interface the coordinator uses; [`sqlite::SqliteStore`] is the embedded
+//! implementation. A PostgreSQL implementation (replicas, leader election) can be added behind
+//! the same trait: nothing above this module knows which database it talks to.
+
+pub mod sqlite;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use funnelgate_core::{FunnelSnapshot, StageReport, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::canonical::{canonical_json, sha256_hex};
+
+pub use sqlite::SqliteStore;
+
+/// `prev_hash` of a funnel's first ledger entry.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What a ledger entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// The gate decision changed (payload: the decision and the stage reports it was based on).
+    Decision,
+    /// An operator forced the gate (payload: the override, the actor, the resulting decision).
+    Override,
+    /// An override was removed by an operator or expired.
+    OverrideCleared,
+    /// An operator changed the funnel's phase.
+    Phase,
+}
+
+impl EntryKind {
+    /// Stored form.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Decision => "decision",
+            EntryKind::Override => "override",
+            EntryKind::OverrideCleared => "override_cleared",
+            EntryKind::Phase => "phase",
+        }
+    }
+
+    /// Parse the stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            EntryKind::Decision,
+            EntryKind::Override,
+            EntryKind::OverrideCleared,
+            EntryKind::Phase,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for EntryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An entry to append; the store assigns `seq`, `prev_hash` and `hash`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEntry {
+    /// Funnel the entry belongs to (each funnel has its own chain).
+    pub funnel: String,
+    /// What it records.
+    pub kind: EntryKind,
+    /// When it was recorded.
+    pub recorded_at: Timestamp,
+    /// [`crate::Config::hash`] of the configuration in force.
+    pub config_hash: String,
+    /// The decision, its evidence and, for operator actions, who and why.
+    pub payload: serde_json::Value,
+}
+
+/// A stored ledger entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LedgerEntry {
+    /// Funnel the entry belongs to.
+    pub funnel: String,
+    /// 1-based position in the funnel's chain.
+    pub seq: u64,
+    /// What it records.
+    pub kind: EntryKind,
+    /// When it was recorded.
+    pub recorded_at: Timestamp,
+    /// Configuration hash in force.
+    pub config_hash: String,
+    /// The recorded content.
+    pub payload: serde_json::Value,
+    /// Hash of the previous entry ([`GENESIS_HASH`] for the first).
+    pub prev_hash: String,
+    /// `sha256_hex(prev_hash + "\n" + canonical JSON of {funnel, seq, kind, recorded_at, config_hash, payload})`.
+    pub hash: String,
+}
+
+/// The hash of an entry with this content and predecessor.
+pub fn entry_hash(
+    prev_hash: &str,
+    funnel: &str,
+    seq: u64,
+    kind: EntryKind,
+    recorded_at: Timestamp,
+    config_hash: &str,
+    payload: &serde_json::Value,
+) -> String {
+    let body = serde_json::json!({
+        "funnel": funnel,
+        "seq": seq,
+        "kind": kind.as_str(),
+        "recorded_at": recorded_at.as_millis(),
+        "config_hash": config_hash,
+        "payload": payload,
+    });
+    sha256_hex(format!("{prev_hash}\n{}", canonical_json(&body)).as_bytes())
+}
+
+/// Result of re-checking a funnel's whole chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Every entry's hash matches its content and its predecessor, and no entry is missing.
+    pub valid: bool,
+    /// Entries checked.
+    pub length: u64,
+    /// The first broken entry and why, when not valid.
+    pub first_error: Option<String>,
+}
+
+/// Store failures. Every message names the database and says what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be opened or is not usable (corrupt, unwritable, wrong format).
+    #[error("cannot open database `{path}`: {reason}")]
+    Open { path: PathBuf, reason: String },
+    /// Migrations failed.
+    #[error("cannot migrate database `{path}`: {reason}")]
+    Migrate { path: PathBuf, reason: String },
+    /// A query failed.
+    #[error("database `{path}`: {op}: {source}")]
+    Query {
+        path: PathBuf,
+        op: &'static str,
+        source: sqlx::Error,
+    },
+    /// Stored data cannot be decoded.
+    #[error("database `{path}`: {what}: {reason}")]
+    Corrupt {
+        path: PathBuf,
+        what: String,
+        reason: String,
+    },
+}
+
+/// Durable state of the coordinator. Implementations must make an acknowledged write durable
+/// (survive a process crash) before returning.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Append an entry to its funnel's chain and return it with `seq` and hashes filled in.
+    async fn append(&self, entry: NewEntry) -> Result<LedgerEntry, StoreError>;
+
+    /// Entries of a funnel, newest first, with `seq < before` when given, at most `limit`.
+    async fn list(
+        &self,
+        funnel: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<LedgerEntry>, StoreError>;
+
+    /// One entry.
+    async fn get(&self, funnel: &str, seq: u64) -> Result<Option<LedgerEntry>, StoreError>;
+
+    /// The newest entry of a funnel (of `kind`, when given).
+    async fn last(
+        &self,
+        funnel: &str,
+        kind: Option<EntryKind>,
+    ) -> Result<Option<LedgerEntry>, StoreError>;
+
+    /// Recompute a funnel's whole chain.
+    async fn verify(&self, funnel: &str) -> Result<VerifyReport, StoreError>;
+
+    /// Save the engine's snapshot of a funnel and the stage reports it holds (latest per stage).
+    async fn save_state(&self, snapshot: &FunnelSnapshot) -> Result<(), StoreError>;
+
+    /// The saved snapshot of a funnel.
+    async fn load_state(&self, funnel: &str) -> Result<Option<FunnelSnapshot>, StoreError>;
+
+    /// The latest stored report of every stage of a funnel.
+    async fn latest_reports(&self, funnel: &str) -> Result<Vec<StageReport>, StoreError>;
+
+    /// Flush and close; later calls fail.
+    async fn close(&self);
+}
