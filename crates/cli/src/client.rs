@@ -67,7 +67,9 @@ pub async fn connect(target: &Target) -> Result<GateClient, CliError> {
         Some(t) if !t.trim().is_empty() => Some(
             format!("Bearer {}", t.trim())
                 .parse::<MetadataValue<Ascii>>()
-                .map_err(|_| CliError::usage("the token contains characters not allowed in a header"))?,
+                .map_err(|_| {
+                    CliError::usage("the token contains characters not allowed in a header")
+                })?,
         ),
         _ => None,
     };
@@ -81,8 +83,10 @@ pub async fn connect(target: &Target) -> Result<GateClient, CliError> {
                 exit::chain(&e)
             ))
         })?;
-    Ok(GateServiceClient::with_interceptor(channel, BearerToken(token))
-        .max_decoding_message_size(64 * 1024 * 1024))
+    Ok(
+        GateServiceClient::with_interceptor(channel, BearerToken(token))
+            .max_decoding_message_size(64 * 1024 * 1024),
+    )
 }
 
 /// Run one unary call with the target's deadline, mapping failures to exit codes.
@@ -109,5 +113,9 @@ pub fn request<T>(target: &Target, msg: T) -> tonic::Request<T> {
 
 /// The decision inside a response, or an error naming the call.
 pub fn decision(what: &str, d: Option<pb::GateDecision>) -> Result<pb::GateDecision, CliError> {
-    d.ok_or_else(|| CliError::unavailable(format!("{what}: the coordinator answered without a decision")))
+    d.ok_or_else(|| {
+        CliError::unavailable(format!(
+            "{what}: the coordinator answered without a decision"
+        ))
+    })
 }

@@ -46,7 +46,10 @@ pub struct CliError {
 impl CliError {
     /// An error with an explicit exit code.
     pub fn new(code: u8, message: impl Into<String>) -> Self {
-        CliError { code, message: message.into() }
+        CliError {
+            code,
+            message: message.into(),
+        }
     }
 
     /// Bad usage or configuration (exit 64).

@@ -178,7 +178,12 @@ pub async fn run(cmd: GateCmd, args: &ClientArgs) -> CmdResult {
             let state = status(&t, out, &funnel, false).await?;
             Ok(render::exit_code(state))
         }
-        GateCmd::Wait { funnel, until, timeout, interval } => {
+        GateCmd::Wait {
+            funnel,
+            until,
+            timeout,
+            interval,
+        } => {
             check_funnel(&funnel)?;
             watch::wait(&t, out, &funnel, until, timeout, interval).await
         }
@@ -186,12 +191,21 @@ pub async fn run(cmd: GateCmd, args: &ClientArgs) -> CmdResult {
             check_funnel(&funnel)?;
             watch::watch(&t, out, &funnel, count).await
         }
-        GateCmd::History { funnel, limit, page_token, all, verify } => {
-            history(&t, out, &funnel, limit, page_token, all, verify).await
-        }
+        GateCmd::History {
+            funnel,
+            limit,
+            page_token,
+            all,
+            verify,
+        } => history(&t, out, &funnel, limit, page_token, all, verify).await,
         GateCmd::Explain { funnel, sequence } => explain(&t, out, &funnel, sequence).await,
         GateCmd::List => list(&t, out).await,
-        GateCmd::Override { funnel, state, reason, ttl } => {
+        GateCmd::Override {
+            funnel,
+            state,
+            reason,
+            ttl,
+        } => {
             check_funnel(&funnel)?;
             if ttl.is_zero() {
                 return Err(CliError::usage("--ttl must be greater than 0s"));
@@ -215,11 +229,18 @@ pub async fn run(cmd: GateCmd, args: &ClientArgs) -> CmdResult {
             check_funnel(&funnel)?;
             let mut c = client::connect(&t).await?;
             let what = format!("clear override on `{funnel}`");
-            let msg = pb::ClearOverrideRequest { funnel: funnel.clone(), reason };
+            let msg = pb::ClearOverrideRequest {
+                funnel: funnel.clone(),
+                reason,
+            };
             let resp = call(&t, &what, c.clear_override(request(&t, msg))).await?;
             print_decision(out, &client::decision(&what, resp.decision)?, false)
         }
-        GateCmd::Phase { funnel, phase, reason } => {
+        GateCmd::Phase {
+            funnel,
+            phase,
+            reason,
+        } => {
             check_funnel(&funnel)?;
             let phase = match phase {
                 PhaseArg::Build => pb::Phase::Build,
@@ -227,7 +248,11 @@ pub async fn run(cmd: GateCmd, args: &ClientArgs) -> CmdResult {
             };
             let mut c = client::connect(&t).await?;
             let what = format!("set phase of `{funnel}`");
-            let msg = pb::SetPhaseRequest { funnel: funnel.clone(), phase: phase as i32, reason };
+            let msg = pb::SetPhaseRequest {
+                funnel: funnel.clone(),
+                phase: phase as i32,
+                reason,
+            };
             let resp = call(&t, &what, c.set_phase(request(&t, msg))).await?;
             print_decision(out, &client::decision(&what, resp.decision)?, false)
         }
@@ -238,7 +263,10 @@ pub async fn run(cmd: GateCmd, args: &ClientArgs) -> CmdResult {
 fn print_decision(out: Output, d: &pb::GateDecision, _full: bool) -> CmdResult {
     match out {
         Output::Json => println!("{}", render::json_string(&render::decision_json(d)?)),
-        Output::Text => println!("{}", render::decision_text(&render::to_core(d)?, d.sequence)),
+        Output::Text => println!(
+            "{}",
+            render::decision_text(&render::to_core(d)?, d.sequence)
+        ),
     }
     Ok(exit::OK)
 }
@@ -251,9 +279,16 @@ async fn status(
 ) -> Result<funnelgate_core::GateState, CliError> {
     check_funnel(funnel)?;
     let mut c = client::connect(t).await?;
-    let view = if full { pb::GateView::Full } else { pb::GateView::Compact };
+    let view = if full {
+        pb::GateView::Full
+    } else {
+        pb::GateView::Compact
+    };
     let what = format!("get gate of `{funnel}`");
-    let msg = pb::GetGateRequest { funnel: funnel.to_string(), view: view as i32 };
+    let msg = pb::GetGateRequest {
+        funnel: funnel.to_string(),
+        view: view as i32,
+    };
     let resp = call(t, &what, c.get_gate(request(t, msg))).await?;
     let d = client::decision(&what, resp.decision)?;
     print_decision(out, &d, full)?;
@@ -267,7 +302,10 @@ async fn explain(t: &Target, out: Output, funnel: &str, sequence: Option<u64>) -
         Some(s) => format!("explain decision #{s} of `{funnel}`"),
         None => format!("explain the gate of `{funnel}`"),
     };
-    let msg = pb::ExplainRequest { funnel: funnel.to_string(), sequence: sequence.unwrap_or(0) };
+    let msg = pb::ExplainRequest {
+        funnel: funnel.to_string(),
+        sequence: sequence.unwrap_or(0),
+    };
     let resp = call(t, &what, c.explain(request(t, msg))).await?;
     let d = client::decision(&what, resp.decision)?;
     match out {
@@ -280,14 +318,22 @@ async fn explain(t: &Target, out: Output, funnel: &str, sequence: Option<u64>) -
             });
             println!("{}", render::json_string(&v));
         }
-        Output::Text => println!("{}", render::explain_text(&render::to_core(&d)?, &resp.explanation)),
+        Output::Text => println!(
+            "{}",
+            render::explain_text(&render::to_core(&d)?, &resp.explanation)
+        ),
     }
     Ok(exit::OK)
 }
 
 async fn list(t: &Target, out: Output) -> CmdResult {
     let mut c = client::connect(t).await?;
-    let resp = call(t, "list funnels", c.list_funnels(request(t, pb::ListFunnelsRequest {}))).await?;
+    let resp = call(
+        t,
+        "list funnels",
+        c.list_funnels(request(t, pb::ListFunnelsRequest {})),
+    )
+    .await?;
     match out {
         Output::Json => {
             let v: Vec<Value> = resp
@@ -311,9 +357,21 @@ async fn list(t: &Target, out: Output) -> CmdResult {
                 println!("no funnels");
             }
             for f in &resp.funnels {
-                let state = render::state_of(&pb::GateDecision { state: f.state, ..Default::default() });
-                let blocking = if f.blocking_stage.is_empty() { "-" } else { f.blocking_stage.as_str() };
-                println!("{:24} {:6} {:>4}%  blocking {blocking}", f.funnel, state.as_str(), f.allowed_rollout_percent);
+                let state = render::state_of(&pb::GateDecision {
+                    state: f.state,
+                    ..Default::default()
+                });
+                let blocking = if f.blocking_stage.is_empty() {
+                    "-"
+                } else {
+                    f.blocking_stage.as_str()
+                };
+                println!(
+                    "{:24} {:6} {:>4}%  blocking {blocking}",
+                    f.funnel,
+                    state.as_str(),
+                    f.allowed_rollout_percent
+                );
             }
         }
     }

@@ -82,11 +82,21 @@ fn main() -> ExitCode {
         LogFormatArg::Text => LogFormat::Text,
         LogFormatArg::Json => LogFormat::Json,
     };
-    funnelgate_server::init_tracing(Some(cli.log.as_deref().unwrap_or(cli.command.default_log())), format);
+    funnelgate_server::init_tracing(
+        Some(cli.log.as_deref().unwrap_or(cli.command.default_log())),
+        format,
+    );
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
-        Err(e) => return fail(CliError::failure(format!("cannot start the async runtime: {e}"))),
+        Err(e) => {
+            return fail(CliError::failure(format!(
+                "cannot start the async runtime: {e}"
+            )));
+        }
     };
     match runtime.block_on(run(cli.command)) {
         Ok(code) => ExitCode::from(code),

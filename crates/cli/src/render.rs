@@ -26,7 +26,9 @@ pub enum Output {
 /// The wire decision as the core model (for JSON and for rendering).
 pub fn to_core(d: &pb::GateDecision) -> Result<core::GateDecision, CliError> {
     core::GateDecision::try_from(d).map_err(|e| {
-        CliError::unavailable(format!("the coordinator sent a decision this cli cannot read: {e}"))
+        CliError::unavailable(format!(
+            "the coordinator sent a decision this cli cannot read: {e}"
+        ))
     })
 }
 
@@ -204,7 +206,10 @@ pub fn explain_text(d: &core::GateDecision, explanation: &[String]) -> String {
     }
     let _ = writeln!(s, "\nevidence (stages bottom first):");
     for st in &d.stages {
-        let checked = st.checked_at.map(|t| format!("checked {t}")).unwrap_or_else(|| "never checked".into());
+        let checked = st
+            .checked_at
+            .map(|t| format!("checked {t}"))
+            .unwrap_or_else(|| "never checked".into());
         let _ = writeln!(
             s,
             "├─ {} {} {} score {} ({checked}; on_unknown={})",
@@ -218,7 +223,11 @@ pub fn explain_text(d: &core::GateDecision, explanation: &[String]) -> String {
             let _ = writeln!(s, "│    {}", st.summary);
         }
         for (i, p) in st.probes.iter().enumerate() {
-            let branch = if i + 1 == st.probes.len() { "└─" } else { "├─" };
+            let branch = if i + 1 == st.probes.len() {
+                "└─"
+            } else {
+                "├─"
+            };
             let mut extra = value_threshold(p.value, p.threshold);
             if !p.unit.is_empty() && p.value.is_some() {
                 extra.push_str(&format!(" {}", p.unit));
@@ -226,7 +235,11 @@ pub fn explain_text(d: &core::GateDecision, explanation: &[String]) -> String {
             if let Some(n) = p.sample_size {
                 extra.push_str(&format!(" n={n}"));
             }
-            let _ = writeln!(s, "│  {branch} {} {} ({}): {}{extra}", p.id, p.status, p.kind, p.message);
+            let _ = writeln!(
+                s,
+                "│  {branch} {} {} ({}): {}{extra}",
+                p.id, p.status, p.kind, p.message
+            );
         }
     }
     if !d.remediation.is_empty() {
@@ -279,12 +292,20 @@ pub fn record_row(r: &pb::DecisionRecord) -> Result<String, CliError> {
                 .map(|x| format!("{}/{}", x.stage, x.probe))
                 .or_else(|| c.reasons.first().map(|x| x.code.to_string()))
                 .unwrap_or_default();
-            (c.state.to_string(), format!("{}%", c.allowed_rollout_percent), c.blocking_stage.unwrap_or_else(|| "-".into()), first)
+            (
+                c.state.to_string(),
+                format!("{}%", c.allowed_rollout_percent),
+                c.blocking_stage.unwrap_or_else(|| "-".into()),
+                first,
+            )
         }
         None => ("-".into(), "-".into(), "-".into(), String::new()),
     };
     let hash: String = r.hash.chars().take(12).collect();
-    Ok(format!("{:>6}  {:24}  {:8}  {:6}  {:>4}  {:12}  {hash}  {first}", r.sequence, at, r.kind, state, pct, blocking))
+    Ok(format!(
+        "{:>6}  {:24}  {:8}  {:6}  {:>4}  {:12}  {hash}  {first}",
+        r.sequence, at, r.kind, state, pct, blocking
+    ))
 }
 
 /// Header of the history table.
@@ -303,7 +324,10 @@ mod tests {
 
     #[test]
     fn unspecified_state_reads_as_closed() {
-        let d = pb::GateDecision { state: 0, ..Default::default() };
+        let d = pb::GateDecision {
+            state: 0,
+            ..Default::default()
+        };
         assert_eq!(state_of(&d), core::GateState::Closed);
         assert_eq!(exit_code(core::GateState::Hold), exit::HOLD);
     }

@@ -29,7 +29,10 @@ async fn open(
 ) -> Result<tonic::Streaming<pb::WatchGateResponse>, CliError> {
     let mut c = client::connect(t).await?;
     let what = format!("watch the gate of `{funnel}`");
-    let msg = pb::WatchGateRequest { funnel: funnel.to_string(), view: pb::GateView::Compact as i32 };
+    let msg = pb::WatchGateRequest {
+        funnel: funnel.to_string(),
+        view: pb::GateView::Compact as i32,
+    };
     client::call(t, &what, c.watch_gate(tonic::Request::new(msg))).await
 }
 
@@ -85,8 +88,15 @@ pub async fn wait(
     interval: Duration,
 ) -> CmdResult {
     let deadline = Instant::now() + timeout;
-    let mut progress = Progress { tty: std::io::stderr().is_terminal(), dirty: false };
-    let refresh = if progress.tty { Duration::from_secs(1) } else { interval.max(Duration::from_secs(1)) };
+    let mut progress = Progress {
+        tty: std::io::stderr().is_terminal(),
+        dirty: false,
+    };
+    let refresh = if progress.tty {
+        Duration::from_secs(1)
+    } else {
+        interval.max(Duration::from_secs(1))
+    };
     let mut last: Option<pb::GateDecision> = None;
     let mut last_core: Option<funnelgate_core::GateDecision> = None;
     let mut last_error: Option<CliError> = None;
@@ -108,7 +118,11 @@ pub async fn wait(
                 let left = deadline.saturating_duration_since(Instant::now());
                 // On a terminal the line is redrawn; in logs, say each distinct problem once.
                 if progress.tty || last_error.as_ref().is_none_or(|p| p.message != e.message) {
-                    progress.line(&status_line(last_core.as_ref(), left, &format!(" · reconnecting: {e}")));
+                    progress.line(&status_line(
+                        last_core.as_ref(),
+                        left,
+                        &format!(" · reconnecting: {e}"),
+                    ));
                 }
                 last_error = Some(e);
                 tokio::time::sleep(backoff.min(left)).await;
@@ -172,7 +186,10 @@ pub async fn wait(
     let state = render::state_of(&d);
     match out {
         Output::Json => println!("{}", render::json_string(&render::decision_json(&d)?)),
-        Output::Text => println!("{}", render::decision_text(&render::to_core(&d)?, d.sequence)),
+        Output::Text => println!(
+            "{}",
+            render::decision_text(&render::to_core(&d)?, d.sequence)
+        ),
     }
     if !satisfied(until, state) {
         eprintln!(
@@ -221,13 +238,17 @@ pub async fn watch(t: &Target, out: Output, funnel: &str, count: Option<u64>) ->
                     let core = render::to_core(&d)?;
                     // After a reconnect the stream starts with the current decision: skip repeats.
                     let repeat = last_seq == Some(d.sequence)
-                        && last_core.as_ref().is_some_and(|p| !p.materially_differs(&core));
+                        && last_core
+                            .as_ref()
+                            .is_some_and(|p| !p.materially_differs(&core));
                     if repeat {
                         continue;
                     }
                     match out {
                         Output::Json => println!("{}", render::decision_json(&d)?),
-                        Output::Text => println!("{} {}", core.evaluated_at, render::one_line(&core)),
+                        Output::Text => {
+                            println!("{} {}", core.evaluated_at, render::one_line(&core))
+                        }
                     }
                     last_seq = Some(d.sequence);
                     last_core = Some(core);
@@ -237,7 +258,8 @@ pub async fn watch(t: &Target, out: Output, funnel: &str, count: Option<u64>) ->
                     }
                 }
                 Some(Err(status)) => {
-                    let e = CliError::from_status(&format!("watch the gate of `{funnel}`"), &status);
+                    let e =
+                        CliError::from_status(&format!("watch the gate of `{funnel}`"), &status);
                     if is_final(&e) {
                         return Err(e);
                     }
