@@ -628,6 +628,22 @@ fn path_to_key(path: &serde_path_to_error::Path) -> String {
     out
 }
 
+/// A parser's multi-line message (with a source excerpt) as one line: the excerpt is dropped,
+/// the location and the reason are kept.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .filter(|l| {
+            let rest = l
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .trim_start();
+            !rest.starts_with('|')
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 /// The config crate's message without its own key/origin decorations (we print the key).
 fn config_error_text(e: &config::ConfigError) -> String {
     match e {
@@ -637,8 +653,8 @@ fn config_error_text(e: &config::ConfigError) -> String {
             expected,
             ..
         } => format!("invalid type: {unexpected}, expected {expected}"),
-        config::ConfigError::FileParse { cause, .. } => cause.to_string(),
-        other => other.to_string(),
+        config::ConfigError::FileParse { cause, .. } => one_line(&cause.to_string()),
+        other => one_line(&other.to_string()),
     }
 }
 
