@@ -13,7 +13,7 @@ use serde_json::json;
 fn entry(funnel: &str, i: u64, marker: &str) -> NewEntry {
     NewEntry {
         funnel: funnel.to_string(),
-        kind: if i % 3 == 0 {
+        kind: if i.is_multiple_of(3) {
             EntryKind::Override
         } else {
             EntryKind::Decision
