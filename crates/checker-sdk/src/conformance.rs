@@ -1,14 +1,14 @@
 //! The conformance tests every probe kind passes (STYLE.md: "every kind passes the same
 //! conformance test"). Call them from a plugin's tests:
 //!
-//! ```ignore
-//! #[test]
-//! fn pipelines_kind_conforms() {
-//!     funnelgate_checker_sdk::conformance::check_factory(
-//!         &my_factory(),
-//!         serde_json::json!({"pipeline": "default"}),
-//!     );
-//! }
+//! ```no_run
+//! // in a plugin's tests: one call per kind, with params that must build
+//! let registry = funnelgate_checker_sdk::generic_registry();
+//! let factory = registry.get("http").expect("registered");
+//! funnelgate_checker_sdk::conformance::check_factory(
+//!     factory.as_ref(),
+//!     serde_json::json!({"url": "https://example.com/health"}),
+//! );
 //! ```
 //!
 //! They panic with a message naming the kind and the rule broken.
@@ -246,6 +246,7 @@ pub async fn check_runs_without_panic(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use serde::{Deserialize, Serialize};
 

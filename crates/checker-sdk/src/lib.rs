@@ -11,15 +11,18 @@
 //! A plugin crate (`funnelgate-checker-crm`, `-automation`, `-esp`, `-analytics`, or your own)
 //! exposes the same four items, so the CLI and `funnelgate up` treat them alike:
 //!
-//! ```ignore
+//! ```no_run
+//! use funnelgate_checker_sdk::{CheckerServerConfig, ProbeRegistry, SecretStore, serve_checker};
+//!
 //! /// The stage this checker serves by default.
 //! pub const STAGE: &str = "crm";
 //! /// The checker's name, reported by `Describe`.
 //! pub const NAME: &str = "funnelgate-checker-crm";
 //!
-//! /// Register this plugin's own probe kinds (one typed factory per kind).
+//! /// Register this plugin's own probe kinds (one typed factory per kind), e.g.
+//! /// `registry.register(hubspot::pipelines_factory());`.
 //! pub fn register(registry: &mut ProbeRegistry) {
-//!     registry.register(hubspot::pipelines_factory());
+//!     let _ = registry;
 //! }
 //!
 //! /// The generic kinds plus this plugin's.
@@ -28,19 +31,20 @@
 //!     register(&mut r);
 //!     r
 //! }
-//! ```
 //!
-//! and serves them with:
-//!
-//! ```ignore
+//! // The CLI (`funnelgate checker crm`) then serves it:
+//! # async fn serve() -> Result<(), Box<dyn std::error::Error>> {
 //! let cfg = CheckerServerConfig {
 //!     stage: STAGE.into(),
 //!     name: NAME.into(),
 //!     registry: registry(),
-//!     secrets: SecretStore::new(std::env::vars(), secrets_dir),
+//!     secrets: SecretStore::new(std::env::vars(), Some("/run/secrets/funnelgate".into())),
 //!     max_concurrency: 0, // the default, 8
 //! };
-//! serve_checker(cfg, TcpListener::bind(addr).await?, shutdown_signal()).await?;
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:7001").await?;
+//! serve_checker(cfg, listener, funnelgate_server::shutdown_signal()).await?;
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! Each kind's tests call [`conformance::check_factory`] with valid params.

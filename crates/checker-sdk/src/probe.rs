@@ -151,7 +151,7 @@ pub fn schema_of<P: schemars::JsonSchema>() -> serde_json::Value {
 
 /// A factory from a params type and a constructor: the common case.
 ///
-/// ```ignore
+/// ```text
 /// registry.register(TypedFactory::<SqlParams, _>::new("sql", "…", "count", |p| Ok(Arc::new(SqlProbe::new(p)?))));
 /// ```
 pub struct TypedFactory<P, F> {

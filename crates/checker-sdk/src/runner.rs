@@ -716,6 +716,7 @@ fn verdict_badness(s: ProbeStatus) -> f64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 

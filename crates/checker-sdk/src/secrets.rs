@@ -84,6 +84,7 @@ impl SecretStore {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use secrecy::ExposeSecret;
 

@@ -232,6 +232,7 @@ pub async fn serve_checker_with_limits(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

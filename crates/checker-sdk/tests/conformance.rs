@@ -1,5 +1,7 @@
 //! Every generic kind passes the conformance harness, and plugins see the same registry.
 
+#![allow(clippy::unwrap_used)]
+
 use funnelgate_checker_sdk::conformance::check_factory;
 use funnelgate_checker_sdk::generic_registry;
 use serde_json::json;

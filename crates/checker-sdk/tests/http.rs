@@ -1,6 +1,8 @@
 //! The `http` probe against a local axum server: every measure, unexpected statuses, secrets in
 //! headers, redirects, retry-after, timeouts and malformed JSON.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::net::SocketAddr;

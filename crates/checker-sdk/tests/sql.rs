@@ -6,6 +6,8 @@
 //! and `FUNNELGATE_TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306/test`). The tests fail
 //! when a server is unreachable.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -439,6 +439,7 @@ pub(crate) fn json_measurement(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -305,6 +305,7 @@ pub(crate) fn interpret(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

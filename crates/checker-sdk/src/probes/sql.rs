@@ -188,14 +188,12 @@ fn secret_forms(password: &str) -> Vec<String> {
     if !password.is_empty() {
         out.push(password.to_string());
         let mut u = reqwest::Url::parse("postgres://x@h/").ok();
-        if let Some(url) = u.as_mut() {
-            if url.set_password(Some(password)).is_ok() {
-                if let Some(enc) = url.password() {
-                    if enc != password {
-                        out.push(enc.to_string());
-                    }
-                }
-            }
+        if let Some(url) = u.as_mut()
+            && url.set_password(Some(password)).is_ok()
+            && let Some(enc) = url.password()
+            && enc != password
+        {
+            out.push(enc.to_string());
         }
     }
     out
@@ -448,14 +446,13 @@ impl Pools {
             *used = tick;
             return p.clone();
         }
-        if map.len() >= MAX_POOLS {
-            if let Some(k) = map
+        if map.len() >= MAX_POOLS
+            && let Some(k) = map
                 .iter()
                 .min_by_key(|(_, (_, used))| *used)
                 .map(|(k, _)| k.clone())
-            {
-                map.remove(&k);
-            }
+        {
+            map.remove(&k);
         }
         let handle = match &target.backend {
             TargetOptions::Postgres(o) => PoolHandle::Postgres(MiniPool::new(o.clone())),
@@ -926,6 +923,7 @@ fn finish<C: Connection>(lease: Lease<C>, result: &Result<Rows, Failure>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
