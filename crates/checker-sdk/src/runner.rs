@@ -310,7 +310,7 @@ impl Runner {
             Ok(p) => p,
             Err(e) => return error_result(&spec, &unit, &e.message, start),
         };
-        let own_end = start + spec.timeout.get();
+        let own_end = far_instant(start, spec.timeout.get());
         let (end, cut_by_deadline) = match deadline {
             Some(d) if d < own_end => (d, true),
             _ => (own_end, false),
@@ -498,6 +498,12 @@ pub(crate) fn canonical_json(v: &serde_json::Value) -> String {
     let mut out = String::new();
     write(v, &mut out);
     out
+}
+
+/// `from + d`, capped at a year so absurd timeouts from a request cannot overflow.
+pub(crate) fn far_instant(from: Instant, d: Duration) -> Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 86_400);
+    from.checked_add(d.min(YEAR)).unwrap_or(from)
 }
 
 /// The current time as a core [`Timestamp`].
@@ -1004,6 +1010,14 @@ mod tests {
         let mut s = spec(id, "fake");
         s.params = params;
         s
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn absurd_timeouts_do_not_overflow() {
+        let runner = runner_with(Arc::default());
+        let mut s = fake("forever", serde_json::json!({"value": 1.0}));
+        s.timeout = HumanDuration(Duration::from_secs(u64::MAX));
+        assert_eq!(runner.run_one(s).await.status, ProbeStatus::Pass);
     }
 
     #[tokio::test(start_paused = true)]

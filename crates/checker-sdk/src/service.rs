@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
 use crate::registry::ProbeRegistry;
-use crate::runner::{DEFAULT_MAX_CONCURRENCY, Runner, RunnerError};
+use crate::runner::{DEFAULT_MAX_CONCURRENCY, Runner, RunnerError, far_instant};
 use crate::secrets::SecretStore;
 
 /// Most probes one `Check` may carry (bounded fan-out).
@@ -182,7 +182,7 @@ impl StageChecker for CheckerService {
         } else {
             req.stage.clone()
         };
-        let deadline = timeout.map(|t| received + t.saturating_sub(reply_margin(t)));
+        let deadline = timeout.map(|t| far_instant(received, t.saturating_sub(reply_margin(t))));
         tracing::debug!(funnel = %req.funnel, %stage, probes = specs.len(), ?timeout, "check");
         let max_concurrency = usize::try_from(req.max_concurrency).ok();
         let report = self

@@ -315,6 +315,37 @@ async fn the_callers_deadline_is_honoured() {
         "{}",
         report.results[1].message
     );
+
+    // An absurdly long timeout (about 11,000 years, the most the header can say) is just long.
+    let mut req = tonic::Request::new(pb::CheckRequest {
+        funnel: "spring-launch".into(),
+        probes: vec![probe(
+            "fast",
+            "test.sleep",
+            serde_json::json!({"seconds": 0}),
+            Duration::from_secs(60),
+        )],
+        ..Default::default()
+    });
+    req.metadata_mut()
+        .insert("grpc-timeout", "99999999H".parse().expect("header value"));
+    let report = client
+        .check(req)
+        .await
+        .expect("check")
+        .into_inner()
+        .report
+        .expect("report");
+    assert_eq!(
+        report.stage, "automation",
+        "an empty stage means the checker's own"
+    );
+    assert_eq!(
+        report.results[0].status,
+        pb::ProbeStatus::Pass as i32,
+        "{}",
+        report.results[0].message
+    );
     server.stop().await;
 }
 
