@@ -32,7 +32,8 @@ use crate::secrets::SecretStore;
 /// - `valid_params` build;
 /// - `normalize_params` is idempotent and its output builds;
 /// - garbage (`null`, `42`, `"x"`, `[]`, `{"__unknown__": 1}`, the valid params plus an
-///   unknown field, and the valid params with each field given a wrong type) is rejected with
+///   unknown field, the valid params with every field of a wrong type, and with each field
+///   alone of a wrong type) is rejected with
 ///   [`ProbeErrorKind::InvalidParams`] by both `build` and `normalize_params`, never a panic.
 pub fn check_factory(factory: &dyn ProbeFactory, valid_params: Value) {
     check_factory_with(factory, valid_params, &[]);
@@ -170,6 +171,23 @@ fn garbage_inputs(valid: &Value, lenient_fields: &[&str]) -> Vec<(String, Value)
             "valid params plus `__unknown__`".into(),
             Value::Object(with_unknown),
         ));
+        let all_wrong: serde_json::Map<String, Value> = obj
+            .iter()
+            .map(|(k, v)| {
+                let v = if lenient_fields.contains(&k.as_str()) {
+                    v.clone()
+                } else {
+                    wrong_type(v)
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        if !obj.is_empty() {
+            out.push((
+                "valid params with every field of a wrong type".into(),
+                Value::Object(all_wrong),
+            ));
+        }
         for (k, v) in obj {
             if lenient_fields.contains(&k.as_str()) {
                 continue;
