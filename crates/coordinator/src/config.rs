@@ -345,7 +345,8 @@ impl Config {
                 out.push(ConfigIssue::new(key, reason));
             }
         }
-        if c.grpc_listen.trim() == c.http_listen.trim() {
+        // Port 0 lets the OS pick a free port for each listener, so equal strings are fine then.
+        if c.grpc_listen.trim() == c.http_listen.trim() && !c.grpc_listen.trim().ends_with(":0") {
             out.push(ConfigIssue::new(
                 "coordinator.http_listen",
                 format!(

@@ -240,7 +240,7 @@ struct WatchLoop {
     funnel: String,
     shutdown: watch::Receiver<bool>,
     done: bool,
-    _guard: WatchGuard,
+    _guard: Option<WatchGuard>,
 }
 
 fn watch_response(p: &Published, full: bool) -> pb::WatchGateResponse {
@@ -351,7 +351,7 @@ impl GateService for GateApi {
             funnel: req.funnel.clone(),
             shutdown: self.state.shutdown.clone(),
             done: false,
-            _guard: guard,
+            _guard: Some(guard),
         };
         let stream = futures::stream::unfold(state, WatchLoop::next);
         Ok(Response::new(Box::pin(stream)))
@@ -609,6 +609,87 @@ mod tests {
         r.metadata_mut()
             .insert("grpc-timeout", "x".parse().unwrap());
         assert_eq!(request_deadline(&r), None);
+    }
+
+    fn published(seq: u64) -> Arc<Published> {
+        let d = GateDecision {
+            funnel: "acme".into(),
+            state: GateState::Hold,
+            underlying_state: GateState::Hold,
+            allowed_rollout_percent: 5,
+            blocking_stage: None,
+            phase: Phase::Build,
+            reasons: Vec::new(),
+            remediation: Vec::new(),
+            stages: Vec::new(),
+            since: funnelgate_core::Timestamp::from_millis(0),
+            evaluated_at: funnelgate_core::Timestamp::from_millis(0),
+            override_: None,
+            advice: None,
+        };
+        Arc::new(Published::new(Arc::new(d), Arc::from("h"), seq))
+    }
+
+    fn watch_loop(
+        rx: broadcast::Receiver<Arc<Published>>,
+        shutdown: watch::Receiver<bool>,
+    ) -> WatchLoop {
+        WatchLoop {
+            first: Some(published(1)),
+            rx,
+            last_sequence: 1,
+            full: false,
+            funnel: "acme".into(),
+            shutdown,
+            done: false,
+            _guard: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_watcher_gets_the_current_decision_then_changes_once_each() {
+        let (tx, rx) = broadcast::channel(4);
+        let (_stop, stop_rx) = watch::channel(false);
+        let w = watch_loop(rx, stop_rx);
+        tx.send(published(1)).unwrap(); // already sent as the current decision
+        tx.send(published(2)).unwrap();
+        let (first, w) = w.next().await.unwrap();
+        assert_eq!(first.unwrap().decision.unwrap().sequence, 1);
+        let (second, _) = w.next().await.unwrap();
+        assert_eq!(second.unwrap().decision.unwrap().sequence, 2);
+    }
+
+    #[tokio::test]
+    async fn a_lagging_watcher_is_dropped_with_resource_exhausted() {
+        let (tx, rx) = broadcast::channel(2);
+        let (_stop, stop_rx) = watch::channel(false);
+        let w = watch_loop(rx, stop_rx);
+        for seq in 2..=6 {
+            tx.send(published(seq)).unwrap();
+        }
+        let (first, w) = w.next().await.unwrap();
+        assert!(first.is_ok());
+        let (lagged, w) = w.next().await.unwrap();
+        let status = lagged.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            status.message().starts_with("watcher too slow"),
+            "{}",
+            status.message()
+        );
+        assert!(w.next().await.is_none(), "the stream ends");
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_a_watch_with_unavailable() {
+        let (_tx, rx) = broadcast::channel(2);
+        let (stop, stop_rx) = watch::channel(false);
+        let w = watch_loop(rx, stop_rx);
+        let (_, w) = w.next().await.unwrap();
+        stop.send(true).unwrap();
+        let (end, w) = w.next().await.unwrap();
+        assert_eq!(end.unwrap_err().code(), tonic::Code::Unavailable);
+        assert!(w.next().await.is_none());
     }
 
     #[test]

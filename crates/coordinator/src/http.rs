@@ -30,6 +30,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .fallback(not_found)
         .with_state(state)
 }
 
@@ -94,6 +95,13 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
         state.metrics.encode(),
     )
         .into_response()
+}
+
+async fn not_found(uri: axum::http::Uri) -> ServiceError {
+    ServiceError::NotFound(format!(
+        "no route `{}`: try GET /v1/funnels, /v1/funnels/{{funnel}}/gate, /metrics, /healthz or /readyz",
+        uri.path()
+    ))
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use funnelgate_core::{CheckFailure, FunnelPolicy, StagePolicy, StageReport, Timestamp};
+use funnelgate_core::{CheckFailure, FunnelPolicy, StageReport, Timestamp};
 use funnelgate_proto::pb;
 use rand::Rng;
 use tokio::sync::{Semaphore, watch};
@@ -183,10 +183,7 @@ impl StageJob {
                     CheckOutcome::CheckerError,
                     self.failure(
                         failure_codes::CHECKER_ERROR,
-                        format!(
-                            "checker `{}` returned an invalid report: {message}",
-                            self.client.label()
-                        ),
+                        format!("invalid report: {message}"),
                         started_at,
                         elapsed,
                     ),
@@ -194,22 +191,13 @@ impl StageJob {
             },
             Err(CallError::Unreachable(m)) => (
                 CheckOutcome::Unreachable,
-                self.failure(
-                    failure_codes::UNREACHABLE,
-                    format!("checker `{}` is unreachable: {m}", self.client.label()),
-                    started_at,
-                    elapsed,
-                ),
+                self.failure(failure_codes::UNREACHABLE, m, started_at, elapsed),
             ),
             Err(CallError::Timeout(d)) => (
                 CheckOutcome::Timeout,
                 self.failure(
                     failure_codes::TIMEOUT,
-                    format!(
-                        "checker `{}` did not answer within {}",
-                        self.client.label(),
-                        funnelgate_core::HumanDuration(d)
-                    ),
+                    format!("no answer within {}", funnelgate_core::HumanDuration(d)),
                     started_at,
                     elapsed,
                 ),
@@ -218,7 +206,7 @@ impl StageJob {
                 CheckOutcome::CheckerError,
                 self.failure(
                     failure_codes::CHECKER_ERROR,
-                    format!("checker `{}` answered {code:?}: {m}", self.client.label()),
+                    format!("answered {code:?}: {m}"),
                     started_at,
                     elapsed,
                 ),
@@ -272,11 +260,6 @@ impl StageJob {
         }
         Ok(report)
     }
-}
-
-/// The stage's policy, for callers that need it by name.
-pub fn stage<'a>(funnel: &'a FunnelPolicy, name: &str) -> Option<&'a StagePolicy> {
-    funnel.stages.iter().find(|s| s.name == name)
 }
 
 #[cfg(test)]
