@@ -82,11 +82,17 @@ where
     H: tonic_health::pb::health_server::Health,
 {
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(funnelgate_proto::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let routes = routes.add_service(health_service).add_service(reflection);
+    // Both reflection versions: v1 for current tools, v1alpha for grpcurl < 1.9 and the Python
+    // grpcio-reflection client.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(funnelgate_proto::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let routes = routes
+        .add_service(health_service)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?);
     for s in services {
         reporter.set_service_status(*s, ServingStatus::Serving).await;
     }
