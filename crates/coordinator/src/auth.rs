@@ -60,6 +60,18 @@ impl Authorizer {
         for (i, op) in auth.operators.iter().enumerate() {
             let var = format!("{SECRET_ENV_PREFIX}{}", op.token_secret);
             match env.get(&var).map(|t| t.trim()) {
+                Some(token)
+                    if !token.is_empty()
+                        && operators.iter().any(|o: &Operator| o.token == token.as_bytes()) =>
+                {
+                    issues.push(ConfigIssue::new(
+                        format!("auth.operators[{i}].token_secret"),
+                        format!(
+                            "operator `{}` has the same token as another operator: tokens must be distinct",
+                            op.name
+                        ),
+                    ))
+                }
                 Some(token) if !token.is_empty() => operators.push(Operator {
                     name: op.name.clone(),
                     role: op.role,
@@ -207,6 +219,30 @@ mod tests {
         let issues = Authorizer::from_config(&cfg, &HashMap::new()).unwrap_err();
         assert_eq!(issues[0].key, "auth.operators[0].token_secret");
         assert!(issues[0].reason.contains("FUNNELGATE_SECRET_C"));
+    }
+
+    #[test]
+    fn shared_tokens_are_rejected() {
+        let cfg = AuthConfig {
+            operators: vec![
+                OperatorConfig {
+                    name: "a".into(),
+                    token_secret: "A".into(),
+                    role: Role::Operator,
+                },
+                OperatorConfig {
+                    name: "b".into(),
+                    token_secret: "B".into(),
+                    role: Role::Viewer,
+                },
+            ],
+        };
+        let env = HashMap::from([
+            ("FUNNELGATE_SECRET_A".to_string(), "same".to_string()),
+            ("FUNNELGATE_SECRET_B".to_string(), "same".to_string()),
+        ]);
+        let issues = Authorizer::from_config(&cfg, &env).unwrap_err();
+        assert_eq!(issues[0].key, "auth.operators[1].token_secret");
     }
 
     #[test]

@@ -352,3 +352,24 @@ fn operators_need_secret_names_not_tokens() {
     let err = config.validate().unwrap_err();
     assert_eq!(err.keys(), vec!["auth.operators[0].token_secret"], "{err}");
 }
+
+/// The complete example in docs/config.md loads and validates (the docs stay true).
+#[test]
+fn the_documented_example_is_valid() {
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/config.md"))
+            .unwrap();
+    let start = docs
+        .find("## A complete example")
+        .expect("docs have the example section");
+    let block = &docs[start..];
+    let begin = block.find("```toml\n").unwrap() + "```toml\n".len();
+    let end = begin + block[begin..].find("```").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "example.toml", &block[begin..end]);
+    let config = load(&path, &no_env()).unwrap();
+    config.validate().unwrap();
+    assert_eq!(config.funnels[0].stages.len(), 3);
+    assert_eq!(config.funnels[0].stages[2].checker_name(), "analytics");
+    assert_eq!(config.auth.operators[1].role, Role::Viewer);
+}
