@@ -1,1 +1,3 @@
 //! The esp stage checker.
+
+pub mod vendors;
