@@ -14,3 +14,5 @@ mod conformance;
 mod harness;
 #[path = "vendors/sendgrid.rs"]
 mod sendgrid;
+#[path = "vendors/ses.rs"]
+mod ses;

@@ -22,6 +22,8 @@ pub struct Seen {
     /// `METHOD /template` of the matched operation.
     pub op_name: Option<String>,
     pub headers: HeaderMap,
+    /// The raw path and query as received (for signature checks).
+    pub path_and_query: String,
 }
 
 impl Seen {
@@ -239,6 +241,10 @@ async fn handle(
         op,
         op_name: op_name.clone(),
         headers,
+        path_and_query: uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default(),
     };
     if let Some(verify) = &inner.verifier
         && let Err(e) = verify(&seen)
