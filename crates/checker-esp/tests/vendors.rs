@@ -16,3 +16,5 @@ mod harness;
 mod sendgrid;
 #[path = "vendors/ses.rs"]
 mod ses;
+#[path = "vendors/mailgun.rs"]
+mod mailgun;
