@@ -12,9 +12,11 @@ mod support;
 mod conformance;
 #[path = "vendors/harness.rs"]
 mod harness;
+#[path = "vendors/mailgun.rs"]
+mod mailgun;
+#[path = "vendors/postmark.rs"]
+mod postmark;
 #[path = "vendors/sendgrid.rs"]
 mod sendgrid;
 #[path = "vendors/ses.rs"]
 mod ses;
-#[path = "vendors/mailgun.rs"]
-mod mailgun;
