@@ -1,0 +1,447 @@
+//! DNS probes against a real authoritative server (nsd) serving `tests/zones/`, with checkdmarc
+//! run against the same server as the reference for SPF and DMARC.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use funnelgate_checker_esp::dmarc::{self, DmarcErrorKind, DmarcReport};
+use funnelgate_checker_esp::dns::Dns;
+use funnelgate_checker_esp::spf::{self, SpfErrorKind, SpfReport};
+use serde_json::Value;
+
+fn dns() -> Dns {
+    Dns::new(vec![common::nsd().addr], Duration::from_secs(5)).expect("resolver builds")
+}
+
+/// Every domain whose SPF and DMARC are compared with checkdmarc.
+const DOMAINS: &[&str] = &[
+    "spf-ok.test",
+    "spf-10.test",
+    "spf-11.test",
+    "spf-over-nested.test",
+    "spf-void2.test",
+    "spf-void3.test",
+    "spf-loop.test",
+    "spf-redirloop.test",
+    "spf-two.test",
+    "spf-split.test",
+    "spf-syntax.test",
+    "spf-badmech.test",
+    "spf-badip.test",
+    "spf-upper.test",
+    "spf-plusall.test",
+    "spf-neutral.test",
+    "spf-noall.test",
+    "spf-ptr.test",
+    "spf-ptr-nx.test",
+    "spf-none.test",
+    "spf-nx.test",
+    "spf-incmissing.test",
+    "spf-incnx.test",
+    "spf-redirect.test",
+    "spf-redirect-all.test",
+    "spf-mxnoaddr.test",
+    "spf-dup.test",
+    "spf-after.test",
+    "spf-resembles.test",
+    "spf-exp.test",
+    "spf-exp-missing.test",
+    "spf-senderid.test",
+    "spf-large.test",
+    "spf-unknownmod.test",
+    "spf-cname.test",
+    "dmarc-ok.test",
+    "dmarc-none.test",
+    "dmarc-nop.test",
+    "dmarc-badp.test",
+    "dmarc-removed.test",
+    "dmarc-bis.test",
+    "dmarc-testmode.test",
+    "dmarc-ext.test",
+    "dmarc-extnoauth.test",
+    "dmarc-extwild.test",
+    "dmarc-subrua.test",
+    "dmarc-ruanomx.test",
+    "sub.dmarc-org.test",
+    "deep.sub.dmarc-org.test",
+    "mail.shop.psd-parent.test",
+    "dmarc-missing.test",
+    "dmarc-multi.test",
+    "dmarc-syntax.test",
+    "dmarc-duptag.test",
+    "dmarc-badrua.test",
+    "dmarc-space.test",
+    "dmarc-wrongloc.test",
+    "dmarc-atroot.test",
+    "dmarc-unrelated.test",
+    "dmarc-spnone.test",
+    "dmarc-fo.test",
+    "dmarc-porder.test",
+    "dmarc-norua.test",
+    "dmarc-https.test",
+    "dmarc-size.test",
+    "dmarc-3rua.test",
+    "dmarc-unknowntag.test",
+    "dmarc-adkim.test",
+];
+
+/// The deliberate disagreements with checkdmarc, each explained in
+/// `docs/deliverability-disagreements.md`: (domain, check, field, ours, checkdmarc's). The golden
+/// test fails if one of these stops happening, or if any other difference appears.
+const EXPECTED_DIFFERENCES: &[(&str, &str, &str, &str, &str)] = &[
+    // D1: ABNF literals are case-insensitive (RFC 5234 §2.3); checkdmarc's grammar is not
+    ("spf-upper.test", "spf", "valid", "true", "false"),
+    // D2: we count every lookup of the tree; checkdmarc drops an include's count when that
+    // include alone overflows
+    ("spf-over-nested.test", "spf", "dns_lookups", "12", "1"),
+    // D3: ptr cannot be evaluated without the sender's IP; checkdmarc resolves A records of the
+    // ptr target instead and counts a void lookup when there are none
+    ("spf-ptr-nx.test", "spf", "void_lookups", "0", "1"),
+    ("spf-ptr-nx.test", "spf", "warnings", "spf_ptr", "spf_void_lookup"),
+    // D4: RFC 7489 §6.6.3 / RFC 9989 §4.10: TXT records that are not DMARC are discarded, not
+    // an error
+    ("dmarc-unrelated.test", "dmarc", "valid", "true", "false"),
+];
+
+#[derive(Debug, Default)]
+struct Summary {
+    valid: bool,
+    error_class: Option<String>,
+    dns_lookups: Option<u64>,
+    void_lookups: Option<u64>,
+    warnings: BTreeSet<String>,
+}
+
+fn spf_class(k: SpfErrorKind) -> &'static str {
+    match k {
+        SpfErrorKind::NotFound | SpfErrorKind::IncludeNotFound | SpfErrorKind::RedirectNotFound => "SPFRecordNotFound",
+        SpfErrorKind::MultipleRecords => "MultipleSPFRTXTRecords",
+        SpfErrorKind::Syntax => "SPFSyntaxError",
+        SpfErrorKind::TooManyLookups => "SPFTooManyDNSLookups",
+        SpfErrorKind::TooManyVoidLookups => "SPFTooManyVoidDNSLookups",
+        SpfErrorKind::IncludeLoop => "SPFIncludeLoop",
+        SpfErrorKind::RedirectLoop => "SPFRedirectLoop",
+    }
+}
+
+fn dmarc_class(k: DmarcErrorKind) -> &'static str {
+    match k {
+        DmarcErrorKind::NotFound => "DMARCRecordNotFound",
+        DmarcErrorKind::WrongLocation => "DMARCRecordInWrongLocation",
+        DmarcErrorKind::MultipleRecords => "MultipleDMARCRecords",
+        DmarcErrorKind::StartsWithWhitespace => "DMARCRecordStartsWithWhitespace",
+        DmarcErrorKind::Syntax => "DMARCSyntaxError",
+        DmarcErrorKind::DuplicateTag => "InvalidDMARCTag",
+        DmarcErrorKind::InvalidTagValue => "InvalidDMARCTagValue",
+        DmarcErrorKind::InvalidReportUri => "InvalidDMARCReportURI",
+    }
+}
+
+fn ours_spf(r: &SpfReport) -> Summary {
+    Summary {
+        valid: r.is_valid(),
+        error_class: r.error.as_ref().map(|e| spf_class(e.kind).to_string()),
+        dns_lookups: Some(r.dns_lookups as u64),
+        void_lookups: Some(r.void_lookups as u64),
+        warnings: r
+            .findings
+            .0
+            .iter()
+            .filter(|f| f.level != funnelgate_checker_esp::findings::Level::Fail)
+            .map(|f| f.code)
+            .filter(|c| !spf::EXTENSION_CODES.contains(c))
+            .map(str::to_string)
+            .collect(),
+    }
+}
+
+fn ours_dmarc(r: &DmarcReport) -> Summary {
+    Summary {
+        valid: r.is_valid(),
+        error_class: r.error.as_ref().map(|e| dmarc_class(e.kind).to_string()),
+        dns_lookups: None,
+        void_lookups: None,
+        warnings: r
+            .findings
+            .0
+            .iter()
+            .filter(|f| f.level != funnelgate_checker_esp::findings::Level::Fail)
+            .map(|f| f.code)
+            .filter(|c| !dmarc::EXTENSION_CODES.contains(c))
+            .map(str::to_string)
+            .collect(),
+    }
+}
+
+/// checkdmarc's SPF warning texts, mapped to our finding codes.
+fn spf_warning_code(w: &str) -> String {
+    let code = if let Some(rest) = w.strip_prefix("Error when processing ") {
+        let (value, inner) = rest.split_once(": ").unwrap_or((rest, ""));
+        if inner.contains("ptr mechanism should not be used") {
+            "spf_ptr"
+        } else if inner.contains("mechanism points to") {
+            "spf_void_lookup"
+        } else if let Some(d) = inner.strip_prefix("The domain ").and_then(|s| s.strip_suffix(" does not exist.")) {
+            if d == value { "spf_void_lookup" } else { "spf_mx_host_no_address" }
+        } else {
+            "unmapped"
+        }
+    } else if w.contains("deprecated Sender ID record") {
+        "spf_sender_id"
+    } else if w.contains("undecodable characters") {
+        "spf_undecodable_txt"
+    } else if w.contains("resembles an SPF record") {
+        "spf_resembles_record"
+    } else if w.starts_with("String ") && w.contains("TXT character-string") {
+        "spf_string_too_long"
+    } else if w.contains("bytes, over 512") {
+        "spf_record_too_large"
+    } else if w.contains("recommends keeping answers under about") {
+        "spf_record_large"
+    } else if w.contains("multiple all mechanisms") {
+        "spf_multiple_all"
+    } else if w.starts_with("Any text after the all mechanism") {
+        "spf_text_after_all"
+    } else if w.starts_with("The unknown modifier") {
+        "spf_unknown_modifier"
+    } else if w.contains("is not a fully-qualified domain name") {
+        "spf_invalid_domain_spec"
+    } else if w.starts_with("The redirect modifier was ignored") {
+        "spf_redirect_ignored"
+    } else if w.starts_with("No TXT records at exp") || w.starts_with("Failed to get TXT records at exp") {
+        "spf_exp_missing"
+    } else if w.starts_with("Too many TXT records at exp") {
+        "spf_exp_multiple"
+    } else if w.starts_with("The MX host") {
+        "spf_mx_host_no_address"
+    } else if w.starts_with("Duplicate include") {
+        "spf_duplicate_include"
+    } else {
+        "unmapped"
+    };
+    if code == "unmapped" { format!("unmapped: {w}") } else { code.to_string() }
+}
+
+/// checkdmarc's DMARC warning texts, mapped to our finding codes.
+fn dmarc_warning_code(w: &str) -> String {
+    let code = if w.starts_with("Unknown DMARC tag") {
+        "dmarc_unknown_tag"
+    } else if w.starts_with("Support for the") && w.contains("removed in RFC 9989") {
+        "dmarc_removed_tag"
+    } else if w.starts_with("A missing p tag") {
+        "dmarc_p_missing"
+    } else if w.starts_with("The p tag does not immediately follow") {
+        "dmarc_p_not_second"
+    } else if w.starts_with("A p tag value of none") {
+        "dmarc_p_none"
+    } else if w.starts_with("An sp tag value of none") {
+        "dmarc_sp_none"
+    } else if w.contains("tag value (must be r or s)") {
+        "dmarc_invalid_alignment"
+    } else if w.starts_with("fo=") {
+        "dmarc_invalid_fo"
+    } else if w.contains("scheme. That is valid per RFC 9989") {
+        "dmarc_uri_not_mailto"
+    } else if w.starts_with("The size limit") {
+        "dmarc_uri_size_limit"
+    } else if w.contains("does not indicate that it accepts DMARC reports") {
+        "dmarc_uri_unverified"
+    } else if w.contains("has no MX records") || w.starts_with("Failed to retrieve MX records") {
+        "dmarc_uri_no_mx"
+    } else if w.contains("might not send to more than two") {
+        "dmarc_too_many_uris"
+    } else if w.starts_with("rua tag (destination for aggregate reports) not found") {
+        "dmarc_no_rua"
+    } else if w.starts_with("A DMARC record at the root of") {
+        "dmarc_record_at_root"
+    } else if w.starts_with("The Organizational Domain of") {
+        "dmarc_psd_org_missing"
+    } else {
+        "unmapped"
+    };
+    if code == "unmapped" { format!("unmapped: {w}") } else { code.to_string() }
+}
+
+fn theirs(v: &Value, map: fn(&str) -> String) -> Summary {
+    Summary {
+        valid: v["valid"].as_bool().expect("checkdmarc result has `valid`"),
+        error_class: v["error_class"].as_str().map(str::to_string),
+        dns_lookups: v.get("dns_lookups").and_then(Value::as_u64),
+        void_lookups: v.get("void_dns_lookups").and_then(Value::as_u64),
+        warnings: v["warnings"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).map(map).collect())
+            .unwrap_or_default(),
+    }
+}
+
+fn checkdmarc_results() -> &'static Value {
+    static RESULTS: OnceLock<Value> = OnceLock::new();
+    RESULTS.get_or_init(|| {
+        let mut args = vec![common::nsd().addr.to_string()];
+        args.extend(DOMAINS.iter().map(|d| d.to_string()));
+        let out = common::run_python("checkdmarc_golden.py", &args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("checkdmarc output is not json ({e}): {out}"))
+    })
+}
+
+fn differences(domain: &str, check: &str, ours: &Summary, theirs: &Summary) -> Vec<(String, String, String, String, String)> {
+    let mut d = Vec::new();
+    let mut push = |field: &str, a: String, b: String| {
+        if a != b {
+            d.push((domain.to_string(), check.to_string(), field.to_string(), a, b));
+        }
+    };
+    push("valid", ours.valid.to_string(), theirs.valid.to_string());
+    if !ours.valid && !theirs.valid {
+        push("error_class", format!("{:?}", ours.error_class), format!("{:?}", theirs.error_class));
+    }
+    if let (Some(a), Some(b)) = (ours.dns_lookups, theirs.dns_lookups) {
+        push("dns_lookups", a.to_string(), b.to_string());
+    }
+    if let (Some(a), Some(b)) = (ours.void_lookups, theirs.void_lookups) {
+        push("void_lookups", a.to_string(), b.to_string());
+    }
+    if ours.valid && theirs.valid {
+        let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
+        push("warnings", join(&ours.warnings), join(&theirs.warnings));
+    }
+    d
+}
+
+#[tokio::test]
+async fn spf_and_dmarc_agree_with_checkdmarc() {
+    let reference = checkdmarc_results();
+    let dns = dns();
+    let mut found = BTreeSet::new();
+    let mut table = BTreeMap::new();
+    for domain in DOMAINS {
+        let r = &reference["domains"][domain];
+        let spf = spf::check(&dns, domain).await.unwrap_or_else(|e| panic!("spf {domain}: {e}"));
+        let dmarc = dmarc::check(&dns, domain).await.unwrap_or_else(|e| panic!("dmarc {domain}: {e}"));
+        let (os, ts) = (ours_spf(&spf), theirs(&r["spf"], spf_warning_code));
+        let (od, td) = (ours_dmarc(&dmarc), theirs(&r["dmarc"], dmarc_warning_code));
+        table.insert(*domain, format!("spf ours={os:?} theirs={ts:?}\n    dmarc ours={od:?} theirs={td:?}"));
+        found.extend(differences(domain, "spf", &os, &ts));
+        found.extend(differences(domain, "dmarc", &od, &td));
+    }
+    let expected: BTreeSet<_> = EXPECTED_DIFFERENCES
+        .iter()
+        .map(|(a, b, c, d, e)| (a.to_string(), b.to_string(), c.to_string(), d.to_string(), e.to_string()))
+        .collect();
+    let unexpected: Vec<_> = found.difference(&expected).collect();
+    let vanished: Vec<_> = expected.difference(&found).collect();
+    assert!(
+        unexpected.is_empty() && vanished.is_empty(),
+        "disagreements with checkdmarc {} changed\nunexpected: {unexpected:#?}\nexpected but not seen: {vanished:#?}\n\
+         details of the domains involved:\n{}",
+        reference["checkdmarc_version"],
+        unexpected
+            .iter()
+            .chain(vanished.iter())
+            .map(|d| format!("  {}: {}", d.0, table.get(d.0.as_str()).cloned().unwrap_or_default()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+async fn spf_of(domain: &str) -> SpfReport {
+    spf::check(&dns(), domain).await.unwrap_or_else(|e| panic!("spf {domain}: {e}"))
+}
+
+async fn dmarc_of(domain: &str) -> DmarcReport {
+    dmarc::check(&dns(), domain).await.unwrap_or_else(|e| panic!("dmarc {domain}: {e}"))
+}
+
+#[tokio::test]
+async fn spf_lookup_limit_is_ten() {
+    let ten = spf_of("spf-10.test").await;
+    assert!(ten.is_valid(), "{ten:?}");
+    assert_eq!(ten.dns_lookups, 10);
+    let eleven = spf_of("spf-11.test").await;
+    assert_eq!(eleven.error.as_ref().map(|e| e.kind), Some(SpfErrorKind::TooManyLookups), "{eleven:?}");
+    assert_eq!(eleven.dns_lookups, 11);
+    assert!(eleven.error.unwrap().message.contains("11 DNS lookups"));
+}
+
+#[tokio::test]
+async fn spf_void_lookup_limit_is_two() {
+    let two = spf_of("spf-void2.test").await;
+    assert!(two.is_valid(), "{two:?}");
+    assert_eq!(two.void_lookups, 2);
+    let three = spf_of("spf-void3.test").await;
+    assert_eq!(three.error.map(|e| e.kind), Some(SpfErrorKind::TooManyVoidLookups));
+    assert_eq!(three.void_lookups, 3);
+}
+
+#[tokio::test]
+async fn spf_loops_multiple_records_and_syntax() {
+    assert_eq!(spf_of("spf-loop.test").await.error.map(|e| e.kind), Some(SpfErrorKind::IncludeLoop));
+    assert_eq!(spf_of("spf-redirloop.test").await.error.map(|e| e.kind), Some(SpfErrorKind::RedirectLoop));
+    assert_eq!(spf_of("spf-two.test").await.error.map(|e| e.kind), Some(SpfErrorKind::MultipleRecords));
+    let syntax = spf_of("spf-syntax.test").await.error.expect("syntax error");
+    assert_eq!(syntax.kind, SpfErrorKind::Syntax);
+    assert!(syntax.message.contains("position 20"), "{}", syntax.message);
+    let split = spf_of("spf-split.test").await;
+    assert_eq!(split.record.as_deref(), Some("v=spf1 include:_spf.provider.test -all"));
+    assert_eq!(split.dns_lookups, 1);
+}
+
+#[tokio::test]
+async fn spf_flags_permissive_endings_and_ptr() {
+    assert!(spf_of("spf-plusall.test").await.findings.has("spf_all_pass"));
+    assert!(spf_of("spf-neutral.test").await.findings.has("spf_all_neutral"));
+    assert!(spf_of("spf-noall.test").await.findings.has("spf_no_all"));
+    assert!(spf_of("spf-ptr.test").await.findings.has("spf_ptr"));
+    let ok = spf_of("spf-ok.test").await;
+    assert_eq!(ok.findings.verdict(), funnelgate_core::ProbeStatus::Pass, "{ok:?}");
+    let redirected = spf_of("spf-redirect.test").await;
+    assert_eq!(redirected.all, Some(spf::Qualifier::Fail));
+    assert_eq!(spf_of("spf-cname.test").await.record.as_deref(), Some("v=spf1 ip4:192.0.2.1 -all"));
+}
+
+#[tokio::test]
+async fn dmarc_policies_and_dmarcbis_tags() {
+    let ok = dmarc_of("dmarc-ok.test").await;
+    assert_eq!(ok.policy, Some(dmarc::Policy::Reject));
+    assert!(ok.findings.0.is_empty(), "{ok:?}");
+    assert!(dmarc_of("dmarc-none.test").await.findings.has("dmarc_p_none"));
+    let nop = dmarc_of("dmarc-nop.test").await;
+    assert_eq!(nop.policy, Some(dmarc::Policy::None));
+    assert!(nop.findings.has("dmarc_p_missing"));
+    assert_eq!(dmarc_of("dmarc-badp.test").await.error.map(|e| e.kind), Some(DmarcErrorKind::InvalidTagValue));
+    let removed = dmarc_of("dmarc-removed.test").await;
+    assert_eq!(removed.findings.codes().iter().filter(|c| **c == "dmarc_removed_tag").count(), 3);
+    let bis = dmarc_of("dmarc-bis.test").await;
+    assert!(bis.findings.0.is_empty(), "{bis:?}");
+    assert_eq!(bis.tags["np"], "reject");
+    assert!(dmarc_of("dmarc-testmode.test").await.findings.has("dmarc_test_mode"));
+}
+
+#[tokio::test]
+async fn dmarc_external_report_destinations() {
+    assert!(dmarc_of("dmarc-ext.test").await.findings.0.is_empty());
+    assert!(dmarc_of("dmarc-extnoauth.test").await.findings.has("dmarc_uri_unverified"));
+    assert!(dmarc_of("dmarc-extwild.test").await.findings.0.is_empty());
+    assert!(dmarc_of("dmarc-subrua.test").await.findings.0.is_empty());
+    assert!(dmarc_of("dmarc-ruanomx.test").await.findings.has("dmarc_uri_no_mx"));
+}
+
+#[tokio::test]
+async fn dmarc_falls_back_to_the_organisational_domain() {
+    for d in ["sub.dmarc-org.test", "deep.sub.dmarc-org.test"] {
+        let r = dmarc_of(d).await;
+        assert_eq!(r.location.as_deref(), Some("dmarc-org.test"), "{r:?}");
+        assert_eq!(r.policy, Some(dmarc::Policy::Quarantine));
+    }
+    let psd = dmarc_of("mail.shop.psd-parent.test").await;
+    assert_eq!(psd.location.as_deref(), Some("psd-parent.test"));
+    assert!(psd.findings.has("dmarc_psd_org_missing"));
+    let missing = dmarc_of("dmarc-missing.test").await;
+    assert_eq!(missing.error.map(|e| e.kind), Some(DmarcErrorKind::NotFound));
+}
