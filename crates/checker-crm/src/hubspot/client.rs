@@ -1,0 +1,495 @@
+//! HubSpot CRM v3/v4 client: private-app token (Bearer), the daily budget read from
+//! `X-HubSpot-RateLimit-Daily`/`-Daily-Remaining` on every reply (calls stop when less than the
+//! reserve is left), search pacing (about five searches per second per account), search paging
+//! (`paging.next.after`, at most 200 per page and 10,000 results per query), list paging.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use funnelgate_checker_sdk::vendor_http::bearer;
+use funnelgate_checker_sdk::{ProbeContext, ProbeError};
+use reqwest::header::{AUTHORIZATION, HeaderMap};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::evaluate::Budget;
+use crate::http::{CallError, Reply, call_retrying, header_u64, join, request_timeout};
+
+pub(crate) const VENDOR: &str = "hubspot";
+/// Most results one search query can page through.
+pub const SEARCH_RESULT_CAP: u64 = 10_000;
+/// Largest search page.
+pub const SEARCH_PAGE: u64 = 200;
+/// Largest list page.
+pub const LIST_PAGE: u64 = 100;
+/// Largest batch read.
+pub const BATCH: usize = 100;
+
+/// Header names of HubSpot's daily budget.
+pub const DAILY_HEADER: &str = "x-hubspot-ratelimit-daily";
+/// Calls left today.
+pub const DAILY_REMAINING_HEADER: &str = "x-hubspot-ratelimit-daily-remaining";
+
+/// Connection settings shared by every HubSpot kind.
+#[derive(Clone, Debug)]
+pub struct Conn {
+    pub base_url: String,
+    pub daily_reserve_percent: f64,
+    pub search_interval_ms: u64,
+}
+
+/// One object as HubSpot returns it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Record {
+    pub id: String,
+    #[serde(default)]
+    pub properties: HashMap<String, Option<String>>,
+}
+
+impl Record {
+    /// A property's value, trimmed, `None` when absent or empty.
+    pub fn prop(&self, name: &str) -> Option<&str> {
+        self.properties
+            .get(name)
+            .and_then(|v| v.as_deref())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct NextPage {
+    after: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Paging {
+    next: Option<NextPage>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchPage {
+    total: u64,
+    results: Vec<Record>,
+    paging: Option<Paging>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListPage {
+    results: Vec<Record>,
+    paging: Option<Paging>,
+}
+
+/// A property definition.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Property {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub property_type: String,
+    #[serde(default)]
+    pub options: Vec<PropertyOption>,
+    #[serde(default)]
+    pub archived: bool,
+}
+
+/// A picklist option.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PropertyOption {
+    pub label: String,
+    pub value: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Results<T> {
+    results: Vec<T>,
+}
+
+/// A pipeline with its stages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pipeline {
+    pub id: String,
+    pub label: String,
+    pub stages: Vec<PipelineStage>,
+}
+
+/// A pipeline stage; HubSpot's `metadata` values are strings (`"true"`, `"0.2"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineStage {
+    pub label: String,
+    pub display_order: f64,
+    #[serde(default)]
+    pub metadata: HashMap<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AssocTo {
+    to_object_id: Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct AssocFrom {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct AssocResult {
+    from: AssocFrom,
+    #[serde(default)]
+    to: Vec<AssocTo>,
+}
+
+#[derive(Default)]
+struct State {
+    last_search: Option<Instant>,
+    budget: Option<Budget>,
+}
+
+/// A HubSpot client for one probe run.
+pub struct HubSpot {
+    http: reqwest::Client,
+    base: String,
+    token: SecretString,
+    timeout: Duration,
+    reserve_percent: f64,
+    search_interval: Duration,
+    state: Mutex<State>,
+}
+
+impl HubSpot {
+    /// Resolve the token and build a client.
+    pub fn new(ctx: &ProbeContext, conn: &Conn) -> Result<HubSpot, ProbeError> {
+        Ok(HubSpot {
+            http: ctx.http.clone(),
+            base: conn.base_url.clone(),
+            token: ctx.secret()?,
+            timeout: request_timeout(ctx.timeout()),
+            reserve_percent: conn.daily_reserve_percent,
+            search_interval: Duration::from_millis(conn.search_interval_ms),
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// The daily budget as last reported.
+    pub fn budget(&self) -> Option<Budget> {
+        self.state.lock().ok().and_then(|s| s.budget.clone())
+    }
+
+    fn record_budget(&self, headers: &HeaderMap) {
+        if let (Some(max), Some(remaining)) = (
+            header_u64(headers, DAILY_HEADER),
+            header_u64(headers, DAILY_REMAINING_HEADER),
+        ) && let Ok(mut s) = self.state.lock()
+        {
+            s.budget = Some(Budget {
+                remaining,
+                max,
+                label: "daily API request".to_string(),
+            });
+        }
+    }
+
+    /// Refuse another call when the last reply showed the daily budget under the reserve.
+    fn check_reserve(&self, what: &str) -> Result<(), ProbeError> {
+        let Some(b) = self.budget() else {
+            return Ok(());
+        };
+        if b.max == 0 {
+            return Ok(());
+        }
+        let left = b.remaining as f64 * 100.0 / b.max as f64;
+        if left < self.reserve_percent {
+            return Err(ProbeError::permanent(format!(
+                "hubspot: {what}: daily budget nearly exhausted: {} of {} calls left, under the {}% reserve kept for \
+                 the team's own syncs; the check stopped early",
+                b.remaining, b.max, self.reserve_percent
+            )));
+        }
+        Ok(())
+    }
+
+    async fn pace_search(&self) {
+        let wait = match self.state.lock() {
+            Ok(mut s) => {
+                let now = Instant::now();
+                let wait = s
+                    .last_search
+                    .map(|t| self.search_interval.saturating_sub(now.duration_since(t)))
+                    .unwrap_or_default();
+                s.last_search = Some(now + wait);
+                wait
+            }
+            Err(_) => Duration::ZERO,
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        scope: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Reply<T>, CallError> {
+        self.check_reserve(what)?;
+        let auth = bearer(&self.token)?;
+        let result = call_retrying(
+            VENDOR,
+            what,
+            || {
+                Ok(build()
+                    .header(AUTHORIZATION, auth.clone())
+                    .timeout(self.timeout))
+            },
+            Some(scope),
+        )
+        .await;
+        if let Ok(r) = &result {
+            self.record_budget(&r.headers);
+        }
+        result
+    }
+
+    /// `GET path` with query pairs.
+    pub async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        scope: &str,
+    ) -> Result<Reply<T>, CallError> {
+        let url = join(&self.base, path);
+        let what = format!("GET {path}");
+        self.send(&what, scope, || self.http.get(&url).query(query))
+            .await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+        scope: &str,
+    ) -> Result<Reply<T>, CallError> {
+        let url = join(&self.base, path);
+        let what = format!("POST {path}");
+        self.send(&what, scope, || self.http.post(&url).json(body))
+            .await
+    }
+
+    /// Cheapest authenticated call (C1): one contact, keeping the reply headers.
+    pub async fn ping(&self) -> Result<HeaderMap, CallError> {
+        let r: Reply<Value> = self
+            .get(
+                "/crm/v3/objects/contacts",
+                &[
+                    ("limit", "1".to_string()),
+                    ("archived", "false".to_string()),
+                ],
+                scope_objects("contacts"),
+            )
+            .await?;
+        Ok(r.headers)
+    }
+
+    /// How many objects match (one search call with `limit=1`).
+    pub async fn search_total(
+        &self,
+        object: &str,
+        groups: Vec<Vec<Value>>,
+    ) -> Result<u64, CallError> {
+        self.pace_search().await;
+        let body = json!({ "filterGroups": filter_groups(groups), "properties": ["hs_object_id"], "limit": 1 });
+        let path = format!("/crm/v3/objects/{object}/search");
+        let r: Reply<SearchPage> = self.post(&path, &body, scope_objects(object)).await?;
+        Ok(r.body.total)
+    }
+
+    /// Page through a search, newest `sort_property` first, up to `cap` (and never past HubSpot's
+    /// 10,000-result limit). Returns the records and whether more matched than were read.
+    pub async fn search_records(
+        &self,
+        object: &str,
+        groups: Vec<Vec<Value>>,
+        properties: &[&str],
+        sort_property: &str,
+        cap: u64,
+    ) -> Result<(Vec<Record>, bool), CallError> {
+        let cap = cap.min(SEARCH_RESULT_CAP);
+        let filter_groups = filter_groups(groups);
+        let path = format!("/crm/v3/objects/{object}/search");
+        let mut out: Vec<Record> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let limit = SEARCH_PAGE.min(cap - out.len() as u64);
+            let mut body = json!({
+                "filterGroups": filter_groups,
+                "properties": properties,
+                "sorts": [{ "propertyName": sort_property, "direction": "DESCENDING" }],
+                "limit": limit,
+            });
+            if let Some(a) = &after {
+                body["after"] = json!(a);
+            }
+            self.pace_search().await;
+            let r: Reply<SearchPage> = self.post(&path, &body, scope_objects(object)).await?;
+            let total = r.body.total;
+            out.extend(r.body.results);
+            after = r.body.paging.and_then(|p| p.next).map(|n| n.after);
+            if out.len() as u64 >= cap {
+                return Ok((out, total > cap || after.is_some()));
+            }
+            if after.is_none() {
+                return Ok((out, false));
+            }
+        }
+    }
+
+    /// Page through every object of a type (list endpoint), up to `cap`.
+    pub async fn list_records(
+        &self,
+        object: &str,
+        properties: &[&str],
+        cap: u64,
+    ) -> Result<(Vec<Record>, bool), CallError> {
+        let path = format!("/crm/v3/objects/{object}");
+        let mut out: Vec<Record> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let limit = LIST_PAGE.min(cap - out.len() as u64);
+            let mut q = vec![
+                ("limit", limit.to_string()),
+                ("properties", properties.join(",")),
+                ("archived", "false".to_string()),
+            ];
+            if let Some(a) = &after {
+                q.push(("after", a.clone()));
+            }
+            let r: Reply<ListPage> = self.get(&path, &q, scope_objects(object)).await?;
+            out.extend(r.body.results);
+            after = r.body.paging.and_then(|p| p.next).map(|n| n.after);
+            match &after {
+                None => return Ok((out, false)),
+                Some(_) if out.len() as u64 >= cap => return Ok((out, true)),
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Property definitions of an object type.
+    pub async fn properties(&self, object: &str) -> Result<Vec<Property>, CallError> {
+        let path = format!("/crm/v3/properties/{object}");
+        let r: Reply<Results<Property>> = self
+            .get(
+                &path,
+                &[("archived", "false".to_string())],
+                scope_schemas(object),
+            )
+            .await?;
+        Ok(r.body.results)
+    }
+
+    /// Pipelines of an object type with their stages.
+    pub async fn pipelines(&self, object: &str) -> Result<Vec<Pipeline>, CallError> {
+        let path = format!("/crm/v3/pipelines/{object}");
+        let r: Reply<Results<Pipeline>> = self.get(&path, &[], scope_objects(object)).await?;
+        Ok(r.body.results)
+    }
+
+    /// Associated object ids (`from` id → `to` ids), batch-read in chunks of 100.
+    pub async fn associations(
+        &self,
+        from: &str,
+        to: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, CallError> {
+        let path = format!("/crm/v4/associations/{from}/{to}/batch/read");
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for chunk in ids.chunks(BATCH) {
+            let inputs: Vec<Value> = chunk.iter().map(|id| json!({ "id": id })).collect();
+            let r: Reply<Results<AssocResult>> = self
+                .post(&path, &json!({ "inputs": inputs }), scope_objects(from))
+                .await?;
+            for res in r.body.results {
+                let tos = res
+                    .to
+                    .iter()
+                    .filter_map(|t| match &t.to_object_id {
+                        Value::String(s) => Some(s.clone()),
+                        Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>();
+                out.entry(res.from.id).or_default().extend(tos);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Read objects by id with some properties, in chunks of 100.
+    pub async fn batch_read(
+        &self,
+        object: &str,
+        ids: &[String],
+        properties: &[&str],
+    ) -> Result<Vec<Record>, CallError> {
+        let path = format!("/crm/v3/objects/{object}/batch/read");
+        let mut out = Vec::new();
+        for chunk in ids.chunks(BATCH) {
+            let inputs: Vec<Value> = chunk.iter().map(|id| json!({ "id": id })).collect();
+            let body = json!({ "properties": properties, "inputs": inputs });
+            let r: Reply<Results<Record>> = self.post(&path, &body, scope_objects(object)).await?;
+            out.extend(r.body.results);
+        }
+        Ok(out)
+    }
+}
+
+/// The read scope for an object type's records.
+pub fn scope_objects(object: &str) -> &'static str {
+    match object {
+        "contacts" => "crm.objects.contacts.read",
+        "deals" => "crm.objects.deals.read",
+        "companies" => "crm.objects.companies.read",
+        "leads" => "crm.objects.leads.read",
+        _ => "crm.objects.custom.read",
+    }
+}
+
+/// The read scope for an object type's property definitions.
+pub fn scope_schemas(object: &str) -> &'static str {
+    match object {
+        "contacts" => "crm.schemas.contacts.read",
+        "deals" => "crm.schemas.deals.read",
+        "companies" => "crm.schemas.companies.read",
+        _ => "crm.schemas.custom.read",
+    }
+}
+
+/// Search `filterGroups`: the groups are OR'ed, the filters within a group AND'ed.
+pub fn filter_groups(groups: Vec<Vec<Value>>) -> Value {
+    Value::Array(
+        groups
+            .into_iter()
+            .map(|filters| json!({ "filters": filters }))
+            .collect(),
+    )
+}
+
+/// One search filter.
+pub fn filter(property: &str, operator: &str, value: impl Into<Option<String>>) -> Value {
+    match value.into() {
+        Some(v) => json!({ "propertyName": property, "operator": operator, "value": v }),
+        None => json!({ "propertyName": property, "operator": operator }),
+    }
+}
+
+/// A filter with a list of values (`IN`, `NOT_IN`).
+pub fn filter_values(property: &str, operator: &str, values: &[String]) -> Value {
+    json!({ "propertyName": property, "operator": operator, "values": values })
+}
