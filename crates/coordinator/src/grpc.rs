@@ -564,7 +564,7 @@ impl GateService for GateApi {
             .engine
             .set_phase(req.funnel.clone(), phase, caller.name.clone(), reason)
             .await?;
-        tracing::info!(funnel = %req.funnel, actor = %caller.name, phase = phase.as_str(), "phase set");
+        tracing::info!(funnel = %req.funnel, actor = %caller.name, phase = %phase.as_str(), "phase set");
         Ok(Response::new(pb::SetPhaseResponse {
             decision: Some((*published.compact_pb).clone()),
         }))

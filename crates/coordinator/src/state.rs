@@ -706,7 +706,7 @@ impl EngineTask {
                 funnel = %d.funnel,
                 state = %d.state,
                 percent = d.allowed_rollout_percent,
-                blocking_stage = d.blocking_stage.as_deref().unwrap_or("-"),
+                blocking_stage = %d.blocking_stage.as_deref().unwrap_or("-"),
                 kind = %kind,
                 sequence,
                 "gate decision changed"

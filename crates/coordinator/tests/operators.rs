@@ -201,16 +201,15 @@ async fn overrides_need_an_operator_token_and_survive_a_restart() {
     assert_eq!(ov.actor, "alice");
     assert_eq!(ov.reason, "launch day: CRM fix verified by hand");
     assert_eq!(restored.phase, pb::Phase::Build as i32);
-    // the checks keep running underneath
-    let underlying = wait_for("crm checked again after restart", WAIT, || {
-        let mut c = client.clone();
-        async move {
-            get_gate(&mut c, "acme")
-                .await
-                .filter(|d| d.underlying_state == pb::GateState::Closed as i32)
-        }
+    // the checks keep running underneath, and the override still holds the gate open
+    let checks_at_restart = crm.checks();
+    wait_for("crm to be checked again after the restart", WAIT, || {
+        let more = crm.checks() > checks_at_restart;
+        async move { more.then_some(()) }
     })
     .await;
+    let underlying = get_gate(&mut client, "acme").await.unwrap();
+    assert_eq!(underlying.underlying_state, pb::GateState::Closed as i32);
     assert_eq!(underlying.state, pb::GateState::Open as i32);
 
     // the history holds the override and the phase change, and the chain verifies

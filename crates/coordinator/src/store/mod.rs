@@ -138,22 +138,38 @@ pub struct VerifyReport {
 pub enum StoreError {
     /// The database cannot be opened or is not usable (corrupt, unwritable, wrong format).
     #[error("cannot open database `{path}`: {reason}")]
-    Open { path: PathBuf, reason: String },
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// What went wrong and what to check.
+        reason: String,
+    },
     /// Migrations failed.
     #[error("cannot migrate database `{path}`: {reason}")]
-    Migrate { path: PathBuf, reason: String },
+    Migrate {
+        /// The database file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// A query failed.
     #[error("database `{path}`: {op}: {source}")]
     Query {
+        /// The database file.
         path: PathBuf,
+        /// What was being done.
         op: &'static str,
+        /// The driver's error.
         source: sqlx::Error,
     },
     /// Stored data cannot be decoded.
     #[error("database `{path}`: {what}: {reason}")]
     Corrupt {
+        /// The database file.
         path: PathBuf,
+        /// Which record.
         what: String,
+        /// Why it cannot be read.
         reason: String,
     },
 }
