@@ -85,7 +85,7 @@ pub enum ServiceError {
     InvalidArgument(String),
     /// The funnel is not served here.
     #[error(
-        "unknown funnel `{0}`: list the funnels with `funnelgate gate status` or GET /v1/funnels (gRPC ListFunnels)"
+        "unknown funnel `{0}`: see the served funnels with `funnelgate gate list`, GET /v1/funnels or gRPC ListFunnels"
     )]
     UnknownFunnel(String),
     /// Something else does not exist.

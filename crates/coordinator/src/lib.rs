@@ -326,7 +326,8 @@ pub async fn run(
 }
 
 /// A coordinator running in this process (tests, `funnelgate up`): started with
-/// [`Coordinator::spawn`], stopped with [`Coordinator::shutdown`].
+/// [`Coordinator::spawn`], stopped with [`Coordinator::shutdown`]. Dropping the handle also
+/// stops it (gracefully, in the background).
 #[derive(Debug)]
 pub struct Coordinator {
     grpc_addr: SocketAddr,
