@@ -1,6 +1,6 @@
 //! Amazon SES (API v2) adapter: account standing and sandbox (E3), identity verification and DKIM
-//! (E2), and hard-bounce (E4) and complaint (E5) rates from the Virtual Deliverability Manager
-//! metrics.
+//! (E2), hard-bounce (E4) and complaint (E5) rates from the Virtual Deliverability Manager
+//! metrics, and configuration-set event destinations (E9).
 //!
 //! Requests are signed with AWS Signature Version 4 by the `aws-sigv4` crate (service `ses`).
 //! Credentials come from the probe's secret, a JSON object
@@ -73,6 +73,16 @@ pub const READS_METRICS: &[&str] = &[
     "Errors[].Message",
 ];
 
+/// `GET /v2/email/configuration-sets/{ConfigurationSetName}/event-destinations`.
+pub const READS_EVENT_DESTINATIONS: &[&str] = &[
+    "EventDestinations[].Name",
+    "EventDestinations[].Enabled",
+    "EventDestinations[].MatchingEventTypes[]",
+    "EventDestinations[].SnsDestination.TopicArn",
+    "EventDestinations[].EventBridgeDestination.EventBusArn",
+    "EventDestinations[].KinesisFirehoseDestination.DeliveryStreamArn",
+];
+
 /// Every SES operation the adapter calls and what it reads from each.
 pub const READ_CONTRACTS: &[ReadContract] = &[
     ReadContract {
@@ -86,6 +96,12 @@ pub const READ_CONTRACTS: &[ReadContract] = &[
         operation: "GET /v2/email/identities/{EmailIdentity}",
         fields: READS_IDENTITY,
         reencode: reencode::<Identity>,
+    },
+    ReadContract {
+        vendor: VENDOR,
+        operation: "GET /v2/email/configuration-sets/{ConfigurationSetName}/event-destinations",
+        fields: READS_EVENT_DESTINATIONS,
+        reencode: reencode::<EventDestinations>,
     },
     ReadContract {
         vendor: VENDOR,
@@ -176,6 +192,44 @@ struct MetricError {
     id: Option<String>,
     code: Option<String>,
     message: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct EventDestinations {
+    #[serde(default)]
+    event_destinations: Vec<EventDestination>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct EventDestination {
+    name: Option<String>,
+    #[serde(default)]
+    enabled: bool,
+    #[serde(default)]
+    matching_event_types: Vec<String>,
+    sns_destination: Option<SnsDestination>,
+    event_bridge_destination: Option<EventBridgeDestination>,
+    kinesis_firehose_destination: Option<FirehoseDestination>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SnsDestination {
+    topic_arn: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct EventBridgeDestination {
+    event_bus_arn: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct FirehoseDestination {
+    delivery_stream_arn: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -292,6 +346,62 @@ pub struct ComplaintRateParams {
     pub endpoint: Option<String>,
 }
 
+fn default_required_events() -> Vec<SesEvent> {
+    vec![SesEvent::Bounce, SesEvent::Complaint]
+}
+
+/// An SES event type an event destination can match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SesEvent {
+    /// SES accepted the message for sending.
+    Send,
+    /// SES rejected the message (virus detected).
+    Reject,
+    /// The receiving server rejected the message permanently (hard bounce).
+    Bounce,
+    /// The recipient marked the message as spam.
+    Complaint,
+    /// The receiving server accepted the message.
+    Delivery,
+    /// Delivery was delayed (temporary failure).
+    DeliveryDelay,
+    /// The recipient changed their subscription (list management).
+    Subscription,
+}
+
+impl SesEvent {
+    fn wire(self) -> &'static str {
+        match self {
+            SesEvent::Send => "SEND",
+            SesEvent::Reject => "REJECT",
+            SesEvent::Bounce => "BOUNCE",
+            SesEvent::Complaint => "COMPLAINT",
+            SesEvent::Delivery => "DELIVERY",
+            SesEvent::DeliveryDelay => "DELIVERY_DELAY",
+            SesEvent::Subscription => "SUBSCRIPTION",
+        }
+    }
+}
+
+/// Params of `ses.event_destinations`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventDestinationsParams {
+    /// AWS region of the SES account, e.g. `eu-west-1`.
+    pub region: String,
+    /// The configuration set your marketing mail is sent with.
+    pub configuration_set: String,
+    /// Events that must each reach an enabled SNS, EventBridge or Firehose destination (default:
+    /// bounce and complaint, what CRM and automation need to suppress contacts).
+    #[serde(default = "default_required_events")]
+    pub required_events: Vec<SesEvent>,
+    /// API endpoint; default `https://email.<region>.amazonaws.com`. Plain http is accepted only
+    /// for a loopback address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Registration
 
@@ -323,6 +433,29 @@ pub fn register(registry: &mut ProbeRegistry) {
                     return Err(ProbeError::params(format!("params of `{kind}`: `identity` is empty")));
                 }
                 Ok(Arc::new(IdentityDkim { api, identity: p.identity.trim().to_string() }) as Arc<dyn Probe>)
+            },
+        )
+        .vendors(VENDORS),
+    ));
+    registry.register(ObjectParams(
+        TypedFactory::<EventDestinationsParams, _>::new(
+            "ses.event_destinations",
+            "the ses configuration set publishes bounce and complaint events to sns, eventbridge or firehose",
+            "count",
+            |p: EventDestinationsParams| {
+                let kind = "ses.event_destinations";
+                let api = Api::new(kind, &p.region, p.endpoint.as_deref())?;
+                if p.configuration_set.trim().is_empty() {
+                    return Err(ProbeError::params(format!(
+                        "params of `{kind}`: `configuration_set` is empty"
+                    )));
+                }
+                if p.required_events.is_empty() {
+                    return Err(ProbeError::params(format!(
+                        "params of `{kind}`: `required_events` must name at least one event"
+                    )));
+                }
+                Ok(Arc::new(EventDestinationsProbe { api, params: p }) as Arc<dyn Probe>)
             },
         )
         .vendors(VENDORS),
@@ -764,6 +897,122 @@ impl Probe for IdentityDkim {
             if let Some(v) = v {
                 m = m.with_evidence(k, v);
             }
+        }
+        Ok(m)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ses.event_destinations
+
+struct EventDestinationsProbe {
+    api: Api,
+    params: EventDestinationsParams,
+}
+
+/// Where an event destination delivers events record by record (CloudWatch only counts them,
+/// Pinpoint feeds Pinpoint analytics: neither reaches your own systems).
+fn destination_target(d: &EventDestination) -> Option<String> {
+    if let Some(a) = d.sns_destination.as_ref().and_then(|x| x.topic_arn.clone()) {
+        return Some(format!("sns {a}"));
+    }
+    if let Some(a) = d
+        .event_bridge_destination
+        .as_ref()
+        .and_then(|x| x.event_bus_arn.clone())
+    {
+        return Some(format!("eventbridge {a}"));
+    }
+    d.kinesis_firehose_destination
+        .as_ref()
+        .and_then(|x| x.delivery_stream_arn.clone())
+        .map(|a| format!("firehose {a}"))
+}
+
+#[async_trait]
+impl Probe for EventDestinationsProbe {
+    async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
+        let what = "GET /v2/email/configuration-sets/{ConfigurationSetName}/event-destinations";
+        let set = self.params.configuration_set.trim();
+        let url = endpoint(
+            &self.api.base,
+            &[
+                "v2",
+                "email",
+                "configuration-sets",
+                set,
+                "event-destinations",
+            ],
+        );
+        let resp = self
+            .api
+            .call::<EventDestinations>(ctx, Method::GET, what, url, None)
+            .await?;
+        let rid = request_id(&resp);
+        let list = resp.body.event_destinations;
+        let mut m = Measurement::default();
+        for d in &list {
+            let name = d.name.clone().unwrap_or_else(|| "(unnamed)".into());
+            let target =
+                destination_target(d).unwrap_or_else(|| "cloudwatch or pinpoint only".into());
+            let state = if d.enabled { "enabled" } else { "disabled" };
+            m.evidence.insert(
+                format!("destination.{name}"),
+                format!(
+                    "{state}, {target}, events {}",
+                    d.matching_event_types.join(",")
+                ),
+            );
+        }
+        let mut missing = Vec::new();
+        let mut covered = 0u64;
+        for e in &self.params.required_events {
+            let ok = list.iter().any(|d| {
+                d.enabled
+                    && destination_target(d).is_some()
+                    && d.matching_event_types.iter().any(|t| t == e.wire())
+            });
+            if ok {
+                covered += 1;
+            } else {
+                missing.push(e.wire());
+            }
+        }
+        let events: Vec<&str> = self
+            .params
+            .required_events
+            .iter()
+            .map(|e| e.wire())
+            .collect();
+        let (status, message) = if missing.is_empty() {
+            (
+                ProbeStatus::Pass,
+                format!(
+                    "ses: configuration set {set} publishes {} events",
+                    events.join(" + ")
+                ),
+            )
+        } else if list.is_empty() {
+            (
+                ProbeStatus::Fail,
+                format!("ses: configuration set {set} has no event destination"),
+            )
+        } else {
+            (
+                ProbeStatus::Fail,
+                format!(
+                    "ses: configuration set {set} publishes no {} events to an enabled sns, eventbridge or firehose destination",
+                    missing.join(", ")
+                ),
+            )
+        };
+        m.value = Some(covered as f64);
+        m.unit = "count".into();
+        m.verdict = Some(status);
+        m.message = message;
+        m.sample_size = Some(self.params.required_events.len() as u64);
+        if let Some(rid) = rid {
+            m = m.with_evidence("request_id", rid);
         }
         Ok(m)
     }

@@ -38,6 +38,10 @@ fn valid_params() -> Vec<(&'static str, Value)> {
             json!({"region": "us-east-1", "identity": "example.com"}),
         ),
         (
+            "ses.event_destinations",
+            json!({"region": "eu-west-1", "configuration_set": "marketing", "required_events": ["bounce", "complaint", "delivery"]}),
+        ),
+        (
             "ses.bounce_rate",
             json!({"region": "us-east-1", "email_identity": "example.com", "window_days": 30}),
         ),
