@@ -574,6 +574,96 @@ async fn metric_query_errors_explain_vdm_access() {
     );
 }
 
+fn destination(name: &str, enabled: bool, events: &[&str], target: Value) -> Value {
+    let mut d = json!({"Name": name, "Enabled": enabled, "MatchingEventTypes": events});
+    if let (Value::Object(d), Value::Object(t)) = (&mut d, target) {
+        d.extend(t);
+    }
+    d
+}
+
+fn sns(topic: &str) -> Value {
+    json!({"SnsDestination": {"TopicArn": format!("arn:aws:sns:eu-west-1:123456789012:{topic}")}})
+}
+
+#[tokio::test]
+async fn event_destinations_must_publish_bounces_and_complaints() {
+    let cw = json!({"CloudWatchDestination": {"DimensionConfigurations": [
+        {"DimensionName": "campaign", "DimensionValueSource": "MESSAGE_TAG", "DefaultDimensionValue": "none"}]}});
+    let bus = json!({"EventBridgeDestination": {"EventBusArn": "arn:aws:events:eu-west-1:123456789012:event-bus/default"}});
+    let cases = [
+        (
+            vec![
+                destination("bounces", true, &["BOUNCE"], sns("bounces")),
+                destination(
+                    "complaints",
+                    true,
+                    &["COMPLAINT", "DELIVERY"],
+                    sns("complaints"),
+                ),
+            ],
+            json!({}),
+            ProbeStatus::Pass,
+            "publishes BOUNCE + COMPLAINT events",
+        ),
+        (
+            vec![destination(
+                "all",
+                false,
+                &["BOUNCE", "COMPLAINT"],
+                sns("all"),
+            )],
+            json!({}),
+            ProbeStatus::Fail,
+            "no BOUNCE, COMPLAINT events",
+        ),
+        (
+            vec![destination("metrics", true, &["BOUNCE", "COMPLAINT"], cw)],
+            json!({}),
+            ProbeStatus::Fail,
+            "no BOUNCE, COMPLAINT events",
+        ),
+        (
+            vec![destination("bounces", true, &["BOUNCE"], sns("bounces"))],
+            json!({}),
+            ProbeStatus::Fail,
+            "no COMPLAINT events",
+        ),
+        (
+            vec![],
+            json!({}),
+            ProbeStatus::Fail,
+            "has no event destination",
+        ),
+        (
+            vec![destination("bus", true, &["BOUNCE", "DELIVERY_DELAY"], bus)],
+            json!({"required_events": ["bounce", "delivery_delay"]}),
+            ProbeStatus::Pass,
+            "BOUNCE + DELIVERY_DELAY",
+        ),
+    ];
+    for (dests, extra, want, needle) in cases {
+        let m = mock(false, move |s| {
+            assert_eq!(
+                s.facts.path,
+                "/v2/email/configuration-sets/marketing/event-destinations"
+            );
+            Reply::ok(json!({"EventDestinations": dests.clone()}))
+        })
+        .await;
+        let mut p = json!({"configuration_set": "marketing"});
+        if let (Value::Object(p), Value::Object(e)) = (&mut p, extra) {
+            p.extend(e);
+        }
+        let r = run("ses.event_destinations", &m.url, p).await;
+        m.assert_contract();
+        assert_eq!(m.ops(), ["GetConfigurationSetEventDestinations"]);
+        assert_verdict(&r, want);
+        assert!(r.message.contains(needle), "{}", r.message);
+        assert_eq!(r.unit, "count");
+    }
+}
+
 #[tokio::test]
 async fn a_secret_that_is_not_credentials_json_is_refused_without_echoing_it() {
     let m = mock(false, |_| Reply::ok(account(true, true, "HEALTHY", 0.0))).await;
@@ -611,6 +701,7 @@ async fn every_kind_maps_every_failure_mode() {
         "ses.identity_dkim",
         "ses.bounce_rate",
         "ses.complaint_rate",
+        "ses.event_destinations",
     ] {
         check_failure_modes(
             ses_spec(),
@@ -620,6 +711,9 @@ async fn every_kind_maps_every_failure_mode() {
                     let mut p = json!({"region": REGION, "endpoint": base});
                     if kind == "ses.identity_dkim" {
                         p["identity"] = json!("example.com");
+                    }
+                    if kind == "ses.event_destinations" {
+                        p["configuration_set"] = json!("marketing");
                     }
                     p
                 }),
