@@ -56,6 +56,7 @@ pub mod registry;
 pub mod runner;
 pub mod secrets;
 pub mod service;
+pub mod vendor_http;
 
 pub use probe::{
     Probe, ProbeContext, ProbeError, ProbeErrorKind, ProbeFactory, TypedFactory, parse_params,

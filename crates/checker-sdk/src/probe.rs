@@ -140,6 +140,12 @@ pub fn parse_params<P: DeserializeOwned>(
     kind: &str,
     params: &serde_json::Value,
 ) -> Result<P, ProbeError> {
+    if !params.is_object() {
+        return Err(ProbeError::params(format!(
+            "params of `{kind}` must be an object (a table), got {}",
+            json_type_name(params)
+        )));
+    }
     serde_json::from_value(params.clone())
         .map_err(|e| ProbeError::params(format!("params of `{kind}`: {e}")))
 }
@@ -215,5 +221,16 @@ where
         let typed: P = parse_params(self.kind, params)?;
         serde_json::to_value(&typed)
             .map_err(|e| ProbeError::params(format!("params of `{}`: {e}", self.kind)))
+    }
+}
+
+fn json_type_name(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
     }
 }

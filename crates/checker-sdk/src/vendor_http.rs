@@ -27,7 +27,10 @@ pub fn transport_error(vendor: &str, what: &str, e: &reqwest::Error) -> ProbeErr
     } else if e.is_connect() {
         format!("{vendor}: {what}: cannot connect: {}", root_cause(e))
     } else if e.is_decode() || e.is_body() {
-        format!("{vendor}: {what}: response body could not be read: {}", root_cause(e))
+        format!(
+            "{vendor}: {what}: response body could not be read: {}",
+            root_cause(e)
+        )
     } else {
         format!("{vendor}: {what}: request failed: {}", root_cause(e))
     };
@@ -55,9 +58,19 @@ pub fn retry_after(headers: &HeaderMap, default: Duration) -> Duration {
 
 /// Map a non-2xx status to a specific error. `body` is the (possibly truncated) response text;
 /// the vendor's own message is extracted from common JSON shapes and quoted.
-pub fn status_error(vendor: &str, what: &str, status: u16, headers: &HeaderMap, body: &str) -> ProbeError {
+pub fn status_error(
+    vendor: &str,
+    what: &str,
+    status: u16,
+    headers: &HeaderMap,
+    body: &str,
+) -> ProbeError {
     let detail = vendor_message(body);
-    let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
+    let detail = if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    };
     match status {
         401 => ProbeError::permanent(format!(
             "{vendor}: {what}: returned 401: the token was rejected (expired, revoked or wrong){detail}"
@@ -88,11 +101,16 @@ pub fn status_error(vendor: &str, what: &str, status: u16, headers: &HeaderMap, 
 pub fn vendor_message(body: &str) -> String {
     let msg = match serde_json::from_str::<serde_json::Value>(body) {
         Ok(v) => {
-            let first = if let Some(arr) = v.as_array() { arr.first().cloned() } else { Some(v.clone()) };
+            let first = if let Some(arr) = v.as_array() {
+                arr.first().cloned()
+            } else {
+                Some(v.clone())
+            };
             first
                 .and_then(|v| {
                     let get = |k: &str| v.get(k).and_then(|m| m.as_str()).map(str::to_string);
                     get("message")
+                        .or_else(|| get("Message"))
                         .or_else(|| get("error_description"))
                         .or_else(|| get("error"))
                         .or_else(|| {
@@ -122,8 +140,10 @@ pub fn vendor_message(body: &str) -> String {
 
 /// A `Bearer` authorization header value, marked sensitive so it is never logged by reqwest/hyper.
 pub fn bearer(token: &SecretString) -> Result<HeaderValue, ProbeError> {
-    let mut v = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-        .map_err(|_| ProbeError::permanent("the secret contains characters not allowed in an http header"))?;
+    let mut v =
+        HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).map_err(|_| {
+            ProbeError::permanent("the secret contains characters not allowed in an http header")
+        })?;
     v.set_sensitive(true);
     Ok(v)
 }
@@ -135,22 +155,34 @@ pub async fn send_json<T: DeserializeOwned>(
     what: &str,
     req: reqwest::RequestBuilder,
 ) -> Result<VendorResponse<T>, ProbeError> {
-    let resp = req.send().await.map_err(|e| transport_error(vendor, what, &e))?;
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| transport_error(vendor, what, &e))?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let bytes = resp.bytes().await.map_err(|e| transport_error(vendor, what, &e))?;
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| transport_error(vendor, what, &e))?;
     if !(200..300).contains(&status) {
         let text = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]).into_owned();
         return Err(status_error(vendor, what, status, &headers, &text));
     }
     if bytes.is_empty() {
-        return Err(ProbeError::permanent(format!("{vendor}: {what}: returned an empty body")));
+        return Err(ProbeError::permanent(format!(
+            "{vendor}: {what}: returned an empty body"
+        )));
     }
     let body = serde_json::from_slice::<T>(&bytes).map_err(|e| {
         let kind = if e.is_eof() { "truncated" } else { "malformed" };
         ProbeError::permanent(format!("{vendor}: {what}: {kind} json response: {e}"))
     })?;
-    Ok(VendorResponse { body, headers, status })
+    Ok(VendorResponse {
+        body,
+        headers,
+        status,
+    })
 }
 
 #[cfg(test)]
@@ -160,12 +192,23 @@ mod tests {
     #[test]
     fn messages_name_the_failure() {
         let h = HeaderMap::new();
-        let e = status_error("hubspot", "GET /crm/v3/pipelines/deals", 403, &h,
-            r#"{"status":"error","message":"This app hasn't been granted all required scopes: crm.objects.deals.read"}"#);
+        let e = status_error(
+            "hubspot",
+            "GET /crm/v3/pipelines/deals",
+            403,
+            &h,
+            r#"{"status":"error","message":"This app hasn't been granted all required scopes: crm.objects.deals.read"}"#,
+        );
         assert!(e.message.contains("403"), "{e}");
         assert!(e.message.contains("crm.objects.deals.read"), "{e}");
         assert!(!e.is_transient());
-        let e = status_error("salesforce", "GET limits", 401, &h, r#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#);
+        let e = status_error(
+            "salesforce",
+            "GET limits",
+            401,
+            &h,
+            r#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#,
+        );
         assert!(e.message.contains("Session expired"), "{e}");
     }
 
@@ -176,7 +219,23 @@ mod tests {
         let e = status_error("sendgrid", "GET /v3/stats", 429, &h, "");
         assert!(e.is_transient());
         assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
-        assert_eq!(retry_after(&HeaderMap::new(), Duration::from_secs(3)), Duration::from_secs(3));
+        assert_eq!(
+            retry_after(&HeaderMap::new(), Duration::from_secs(3)),
+            Duration::from_secs(3)
+        );
+    }
+
+    #[test]
+    fn capitalised_message_fields_are_read() {
+        // Postmark: {"ErrorCode":10,"Message":"..."}; AWS JSON errors: {"Message": "..."}.
+        let e = status_error(
+            "postmark",
+            "GET /domains",
+            401,
+            &HeaderMap::new(),
+            r#"{"ErrorCode":10,"Message":"No Account or Server API tokens were supplied"}"#,
+        );
+        assert!(e.message.contains("No Account or Server API tokens"), "{e}");
     }
 
     #[test]
