@@ -477,7 +477,8 @@ fn route(
                     })),
                     _ => errors.push(json!({
                         "status": "error", "category": "OBJECT_NOT_FOUND", "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
-                        "message": format!("No contact is associated with deal {id}."), "context": { "fromObjectId": [id] }
+                        "message": format!("No contact is associated with deal {id}."), "context": { "fromObjectId": [id] },
+                        "links": {}, "errors": []
                     })),
                 }
             }

@@ -1,0 +1,157 @@
+//! Fidelity of the local vendor servers: the vendors' official client libraries
+//! (`hubspot-api-client`, `simple-salesforce`) must parse their replies, including paging and
+//! error replies. Runs `tests/fidelity/check_clients.py` with the repository's virtualenv
+//! (`FUNNELGATE_PYTHON`, default `<repo>/.venv/bin/python`) and fails loudly when it is missing.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use support::hubspot::{
+    HubSpotMock, HubState, Obj, TOKEN, missing_scope, pipeline, rate_limited, stage,
+    standard_properties,
+};
+
+fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("FUNNELGATE_PYTHON") {
+        return PathBuf::from(p);
+    }
+    // Canonicalise the repository, not the interpreter: a venv's python is a symlink that must
+    // keep its venv path to find its packages.
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::canonicalize(&repo)
+        .unwrap_or(repo)
+        .join(".venv/bin/python")
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fidelity/check_clients.py")
+}
+
+async fn run_script(args: &[String]) {
+    let py = python();
+    assert!(
+        py.exists(),
+        "the python virtualenv is missing: {} does not exist (create it with `python3 -m venv .venv && .venv/bin/pip install -r scripts/python-requirements.txt`, or set FUNNELGATE_PYTHON)",
+        py.display()
+    );
+    let out = tokio::process::Command::new(&py)
+        .arg(script())
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "fidelity script failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains("all fidelity checks passed"),
+        "{stdout}\n{stderr}"
+    );
+    println!("{stdout}");
+}
+
+fn hubspot_state() -> HubState {
+    let mut objects = HashMap::new();
+    objects.insert(
+        "contacts".to_string(),
+        (1..=5)
+            .map(|i| {
+                Obj::new(
+                    i,
+                    &support::days_ago(i as f64),
+                    &[
+                        ("email", &format!("p{i}@acme.io")),
+                        ("hs_analytics_source", "PAID_SEARCH"),
+                    ],
+                )
+            })
+            .collect(),
+    );
+    objects.insert(
+        "deals".to_string(),
+        vec![
+            Obj::new(
+                101,
+                &support::days_ago(9.0),
+                &[
+                    ("hs_is_closed_won", "true"),
+                    ("closedate", &support::days_ago(1.0)),
+                ],
+            ),
+            Obj::new(
+                102,
+                &support::days_ago(9.0),
+                &[
+                    ("hs_is_closed_won", "true"),
+                    ("closedate", &support::days_ago(2.0)),
+                ],
+            ),
+        ],
+    );
+    let mut pipelines = HashMap::new();
+    pipelines.insert(
+        "deals".to_string(),
+        vec![pipeline(
+            "default",
+            "Sales",
+            vec![
+                stage("a", "New", 0, "0.2", false),
+                stage("w", "Won", 1, "1.0", true),
+                stage("l", "Lost", 2, "0.0", true),
+            ],
+        )],
+    );
+    let mut associations = HashMap::new();
+    associations.insert("101".to_string(), vec!["1".to_string()]);
+    HubState {
+        objects,
+        properties: standard_properties(),
+        pipelines,
+        associations,
+        daily: Some((500_000, 400_000)),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn hubspot_api_client_parses_the_local_hubspot() {
+    support::init();
+    let m = HubSpotMock::start(hubspot_state()).await;
+    m.fault(
+        "/crm/v3/objects/companies",
+        missing_scope("crm.objects.companies.read"),
+        None,
+    );
+    // The client (urllib3) honours Retry-After and retries three times before raising.
+    m.fault("/crm/v3/objects/tickets", rate_limited("1"), None);
+    run_script(&[
+        "--hubspot".into(),
+        m.base(),
+        "--hubspot-token".into(),
+        TOKEN.into(),
+    ])
+    .await;
+    // The client sent what the probes send: the Bearer token, the search body shape.
+    let log = m.log();
+    let search = log
+        .iter()
+        .find(|r| r.path == "/crm/v3/objects/contacts/search")
+        .unwrap();
+    assert_eq!(
+        search.header("authorization").as_deref(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    assert!(
+        search.body["filterGroups"][0]["filters"].is_array(),
+        "{}",
+        search.body
+    );
+}
