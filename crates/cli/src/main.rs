@@ -2,9 +2,14 @@
 //! documented code (see `exit.rs` and docs/cli.md). Every command lives in a module beside this one.
 
 mod client;
+mod config_cmd;
 mod exit;
 mod gate;
+mod plugins;
+mod probe_cmd;
+mod quickstart;
 mod render;
+mod serve;
 mod watch;
 
 use std::process::ExitCode;
@@ -40,6 +45,12 @@ enum LogFormatArg {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the coordinator and all four stage checkers in one process (SQLite; one machine).
+    Up(serve::UpArgs),
+    /// Run the coordinator alone (checkers at the endpoints in `[checkers.*]`).
+    Coordinator(serve::CoordinatorArgs),
+    /// Run one stage checker alone.
+    Checker(serve::CheckerArgs),
     /// Ask about, wait for and change a funnel's gate (talks to a coordinator over gRPC).
     #[command(after_help = exit::HELP_TABLE)]
     Gate {
@@ -48,20 +59,42 @@ enum Command {
         #[command(flatten)]
         client: gate::ClientArgs,
     },
+    /// Check a configuration file.
+    Config {
+        #[command(subcommand)]
+        cmd: config_cmd::ConfigCmd,
+    },
+    /// List probe kinds, or run one probe here as a checker would.
+    Probe {
+        #[command(subcommand)]
+        cmd: probe_cmd::ProbeCmd,
+    },
+    /// Set up the offline quickstart (a broken marketing warehouse in SQLite) and fix it.
+    Quickstart {
+        #[command(subcommand)]
+        cmd: quickstart::QuickstartCmd,
+    },
 }
 
 impl Command {
     /// Server commands log at `info`; client commands only show warnings (their output is the point).
     fn default_log(&self) -> &'static str {
         match self {
-            Command::Gate { .. } => "warn",
+            Command::Up(_) | Command::Coordinator(_) | Command::Checker(_) => "info",
+            _ => "warn",
         }
     }
 }
 
 async fn run(cmd: Command) -> exit::CmdResult {
     match cmd {
+        Command::Up(args) => serve::up(args).await,
+        Command::Coordinator(args) => serve::coordinator(args).await,
+        Command::Checker(args) => serve::checker(args).await,
         Command::Gate { cmd, client } => gate::run(cmd, &client).await,
+        Command::Config { cmd } => config_cmd::run(cmd).await,
+        Command::Probe { cmd } => probe_cmd::run(cmd).await,
+        Command::Quickstart { cmd } => quickstart::run(cmd).await,
     }
 }
 

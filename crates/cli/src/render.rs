@@ -89,8 +89,11 @@ fn num(v: f64) -> String {
     }
 }
 
-/// "value 35 (threshold 70)" when known.
-fn value_threshold(value: Option<f64>, threshold: Option<f64>) -> String {
+/// " [value 35 vs threshold 70]" when known and the message does not already say it.
+fn value_threshold(message: &str, value: Option<f64>, threshold: Option<f64>) -> String {
+    if !message.is_empty() {
+        return String::new();
+    }
     match (value, threshold) {
         (Some(v), Some(t)) => format!(" [value {} vs threshold {}]", num(v), num(t)),
         (Some(v), None) => format!(" [value {}]", num(v)),
@@ -153,7 +156,7 @@ pub fn decision_text(d: &core::GateDecision, sequence: u64) -> String {
                 r.code,
                 place,
                 r.message,
-                value_threshold(r.value, r.threshold)
+                value_threshold(&r.message, r.value, r.threshold)
             );
         }
     }
@@ -163,11 +166,11 @@ pub fn decision_text(d: &core::GateDecision, sequence: u64) -> String {
         for st in &d.stages {
             let _ = writeln!(
                 s,
-                "  {:width$}  {:8}  {:9}  score {:>3}  {}",
+                "  {:width$}  {:8}  {:9}  score {:>3.0}  {}",
                 st.stage,
                 st.health.as_str(),
                 st.readiness.as_str(),
-                num(st.score),
+                st.score,
                 st.summary,
             );
         }
@@ -183,7 +186,7 @@ pub fn decision_text(d: &core::GateDecision, sequence: u64) -> String {
                 r.probe,
                 r.status,
                 r.message,
-                value_threshold(r.value, r.threshold)
+                value_threshold(&r.message, r.value, r.threshold)
             );
         }
     }
@@ -228,7 +231,7 @@ pub fn explain_text(d: &core::GateDecision, explanation: &[String]) -> String {
             } else {
                 "├─"
             };
-            let mut extra = value_threshold(p.value, p.threshold);
+            let mut extra = value_threshold(&p.message, p.value, p.threshold);
             if !p.unit.is_empty() && p.value.is_some() {
                 extra.push_str(&format!(" {}", p.unit));
             }

@@ -137,7 +137,7 @@ pub async fn wait(
                     Some(Ok(resp)) => {
                         let Some(d) = resp.decision else { continue };
                         let core = render::to_core(&d)?;
-                        let changed = last_core.as_ref().is_none_or(|p| p.materially_differs(&core));
+                        let changed = last_core.as_ref().is_none_or(|p| render::one_line(p) != render::one_line(&core));
                         let state = core.state;
                         last = Some(d);
                         last_core = Some(core);
