@@ -15,7 +15,9 @@ use crate::findings::{Findings, Level};
 /// The tags DMARCbis removed.
 pub const REMOVED_TAGS: [&str; 3] = ["pct", "rf", "ri"];
 /// The tags both generations define (DMARCbis set).
-pub const KNOWN_TAGS: [&str; 11] = ["v", "p", "sp", "np", "adkim", "aspf", "fo", "psd", "t", "rua", "ruf"];
+pub const KNOWN_TAGS: [&str; 11] = [
+    "v", "p", "sp", "np", "adkim", "aspf", "fo", "psd", "t", "rua", "ruf",
+];
 
 /// A requested policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -105,7 +107,10 @@ pub struct DmarcError {
 }
 
 fn err(kind: DmarcErrorKind, message: impl Into<String>) -> DmarcError {
-    DmarcError { kind, message: message.into() }
+    DmarcError {
+        kind,
+        message: message.into(),
+    }
 }
 
 /// A parsed `rua`/`ruf` entry.
@@ -133,6 +138,8 @@ pub struct ParsedRecord {
     pub rua: Option<String>,
     /// Raw `ruf` entries.
     pub ruf: Option<String>,
+    /// Tags DMARCbis removed (`pct`, `rf`, `ri`) as written, for pre-DMARCbis readers.
+    pub removed: HashMap<String, String>,
     /// Warnings from parsing.
     pub findings: Findings,
 }
@@ -169,14 +176,18 @@ fn syntax_error(record: &str, pos: usize, expected: &str) -> DmarcError {
     let (a, b) = record.split_at(pos.min(record.len()));
     err(
         DmarcErrorKind::Syntax,
-        format!("the DMARC record has a syntax error: expected {expected} at position {pos} (marked with ➞) in: {a}➞{b}"),
+        format!(
+            "the DMARC record has a syntax error: expected {expected} at position {pos} (marked with ➞) in: {a}➞{b}"
+        ),
     )
 }
 
 /// Split a record into its tag/value pairs per the RFC 9989 §4.8 grammar:
 /// `v=DMARC1 *(sep tag=value) [sep]`, tag names letters only, values any printable ASCII but `;`.
 fn grammar(record: &str) -> Result<Vec<(String, String)>, DmarcError> {
-    let Some(n) = version_len(record) else { return Err(syntax_error(record, 0, "v=DMARC1")) };
+    let Some(n) = version_len(record) else {
+        return Err(syntax_error(record, 0, "v=DMARC1"));
+    };
     let mut pairs = vec![("v".to_string(), "DMARC1".to_string())];
     let b = record.as_bytes();
     let mut pos = n;
@@ -220,7 +231,10 @@ fn grammar(record: &str) -> Result<Vec<(String, String)>, DmarcError> {
         if pos == vstart {
             return Err(syntax_error(record, start, "a tag=value pair"));
         }
-        pairs.push((record[start..tag_end].to_ascii_lowercase(), record[vstart..pos].trim().to_string()));
+        pairs.push((
+            record[start..tag_end].to_ascii_lowercase(),
+            record[vstart..pos].trim().to_string(),
+        ));
     }
 }
 
@@ -234,27 +248,56 @@ pub fn parse_record(record: &str, domain: &str) -> Result<ParsedRecord, DmarcErr
     let mut explicit: Vec<String> = Vec::new();
     for (tag, value) in pairs {
         if !KNOWN_TAGS.contains(&tag.as_str()) && !REMOVED_TAGS.contains(&tag.as_str()) {
-            findings.warn("dmarc_unknown_tag", format!("the unknown DMARC tag {tag} is ignored by receivers"));
+            findings.warn(
+                "dmarc_unknown_tag",
+                format!("the unknown DMARC tag {tag} is ignored by receivers"),
+            );
             continue;
         }
-        if explicit.contains(&tag) || (REMOVED_TAGS.contains(&tag.as_str()) && tags.contains_key(&format!("removed:{tag}"))) {
-            return Err(err(DmarcErrorKind::DuplicateTag, format!("the DMARC tag {tag} appears more than once")));
+        if explicit.contains(&tag)
+            || (REMOVED_TAGS.contains(&tag.as_str())
+                && tags.contains_key(&format!("removed:{tag}")))
+        {
+            return Err(err(
+                DmarcErrorKind::DuplicateTag,
+                format!("the DMARC tag {tag} appears more than once"),
+            ));
         }
         if REMOVED_TAGS.contains(&tag.as_str()) {
             tags.insert(format!("removed:{tag}"), value);
             findings.warn(
                 "dmarc_removed_tag",
-                format!("the {tag} tag was removed by DMARCbis (RFC 9989) and newer receivers ignore it"),
+                format!(
+                    "the {tag} tag was removed by DMARCbis (RFC 9989) and newer receivers ignore it"
+                ),
             );
             continue;
         }
-        let value = if tag == "rua" || tag == "ruf" { value } else { value.to_ascii_lowercase() };
+        let value = if tag == "rua" || tag == "ruf" {
+            value
+        } else {
+            value.to_ascii_lowercase()
+        };
         explicit.push(tag.clone());
         tags.insert(tag, value);
     }
+    let removed: HashMap<String, String> = tags
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("removed:")
+                .map(|t| (t.to_string(), v.clone()))
+        })
+        .collect();
     tags.retain(|k, _| !k.starts_with("removed:"));
-    for (tag, default) in [("adkim", "r"), ("aspf", "r"), ("fo", "0"), ("psd", "u"), ("t", "n")] {
-        tags.entry(tag.to_string()).or_insert_with(|| default.to_string());
+    for (tag, default) in [
+        ("adkim", "r"),
+        ("aspf", "r"),
+        ("fo", "0"),
+        ("psd", "u"),
+        ("t", "n"),
+    ] {
+        tags.entry(tag.to_string())
+            .or_insert_with(|| default.to_string());
     }
     if !tags.contains_key("p") {
         tags.insert("p".into(), "none".into());
@@ -268,7 +311,11 @@ pub fn parse_record(record: &str, domain: &str) -> Result<ParsedRecord, DmarcErr
         tags.insert("sp".into(), p);
     }
     if !tags.contains_key("np") {
-        let np = if explicit.iter().any(|t| t == "sp") { tags["sp"].clone() } else { tags["p"].clone() };
+        let np = if explicit.iter().any(|t| t == "sp") {
+            tags["sp"].clone()
+        } else {
+            tags["p"].clone()
+        };
         tags.insert("np".into(), np);
     }
     if explicit.iter().any(|t| t == "p") && explicit.get(1).is_some_and(|t| t != "p") {
@@ -284,20 +331,32 @@ pub fn parse_record(record: &str, domain: &str) -> Result<ParsedRecord, DmarcErr
         );
     }
     if tags["sp"] == "none" && explicit.iter().any(|t| t == "sp") {
-        findings.warn("dmarc_sp_none", format!("sp=none leaves DMARC unenforced on subdomains of {domain}"));
+        findings.warn(
+            "dmarc_sp_none",
+            format!("sp=none leaves DMARC unenforced on subdomains of {domain}"),
+        );
     }
     for tag in ["adkim", "aspf"] {
         if tags[tag] != "r" && tags[tag] != "s" {
             findings.warn(
                 "dmarc_invalid_alignment",
-                format!("{}={} is not valid (r or s); receivers use the default r", tag, tags[tag]),
+                format!(
+                    "{}={} is not valid (r or s); receivers use the default r",
+                    tag, tags[tag]
+                ),
             );
             tags.insert(tag.into(), "r".into());
         }
     }
     let fo: Vec<String> = tags["fo"].split(':').map(str::to_string).collect();
-    if let Some(bad) = fo.iter().find(|o| !["0", "1", "d", "s"].contains(&o.as_str())) {
-        return Err(err(DmarcErrorKind::InvalidTagValue, format!("{bad} is not a valid option for the DMARC fo tag")));
+    if let Some(bad) = fo
+        .iter()
+        .find(|o| !["0", "1", "d", "s"].contains(&o.as_str()))
+    {
+        return Err(err(
+            DmarcErrorKind::InvalidTagValue,
+            format!("{bad} is not a valid option for the DMARC fo tag"),
+        ));
     }
     let mut dedup = fo.clone();
     dedup.sort();
@@ -319,14 +378,26 @@ pub fn parse_record(record: &str, domain: &str) -> Result<ParsedRecord, DmarcErr
         if !allowed.contains(&tags[tag].as_str()) {
             return Err(err(
                 DmarcErrorKind::InvalidTagValue,
-                format!("the DMARC tag {tag} must be one of {} — not {}", allowed.join(", "), tags[tag]),
+                format!(
+                    "the DMARC tag {tag} must be one of {} — not {}",
+                    allowed.join(", "),
+                    tags[tag]
+                ),
             ));
         }
     }
     let policy = Policy::parse(&tags["p"]);
     let rua = tags.get("rua").cloned();
     let ruf = tags.get("ruf").cloned();
-    Ok(ParsedRecord { tags, explicit, policy, rua, ruf, findings })
+    Ok(ParsedRecord {
+        tags,
+        explicit,
+        policy,
+        rua,
+        ruf,
+        removed,
+        findings,
+    })
 }
 
 fn is_mailto_local(c: char) -> bool {
@@ -349,7 +420,10 @@ pub fn parse_report_uri(uri: &str) -> Result<ReportUri, DmarcError> {
         let chars: Vec<char> = rest.chars().collect();
         let local = chars.iter().take_while(|c| is_mailto_local(**c)).count();
         if local > 0 && chars[0] != '.' && chars.get(local) == Some(&'@') {
-            let dom = chars[local + 1..].iter().take_while(|c| is_word(**c) || **c == '-' || **c == '.').count();
+            let dom = chars[local + 1..]
+                .iter()
+                .take_while(|c| is_word(**c) || **c == '-' || **c == '.')
+                .count();
             if dom > 0 {
                 let address: String = chars[..local + 1 + dom].iter().collect();
                 let after = &chars[local + 1 + dom..];
@@ -359,25 +433,36 @@ pub fn parse_report_uri(uri: &str) -> Result<ReportUri, DmarcError> {
                 } else {
                     None
                 };
-                return Ok(ReportUri { scheme: "mailto".into(), address, size_limit: size });
+                return Ok(ReportUri {
+                    scheme: "mailto".into(),
+                    address,
+                    size_limit: size,
+                });
             }
         }
-        return Err(err(DmarcErrorKind::InvalidReportUri, format!("{uri} is not a valid DMARC report URI")));
+        return Err(err(
+            DmarcErrorKind::InvalidReportUri,
+            format!("{uri} is not a valid DMARC report URI"),
+        ));
     }
-    let scheme_len = lower
-        .find(':')
-        .filter(|&i| {
-            i > 0
-                && lower.as_bytes()[0].is_ascii_alphabetic()
-                && lower[..i].bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'.' | b'-'))
-        });
+    let scheme_len = lower.find(':').filter(|&i| {
+        i > 0
+            && lower.as_bytes()[0].is_ascii_alphabetic()
+            && lower[..i]
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'.' | b'-'))
+    });
     match scheme_len {
-        Some(i) if uri.chars().all(is_uri_char) => {
-            Ok(ReportUri { scheme: lower[..i].to_string(), address: uri.to_string(), size_limit: None })
-        }
+        Some(i) if uri.chars().all(is_uri_char) => Ok(ReportUri {
+            scheme: lower[..i].to_string(),
+            address: uri.to_string(),
+            size_limit: None,
+        }),
         _ => Err(err(
             DmarcErrorKind::InvalidReportUri,
-            format!("{uri} is not a valid DMARC report URI: it must start with a scheme such as mailto:"),
+            format!(
+                "{uri} is not a valid DMARC report URI: it must start with a scheme such as mailto:"
+            ),
         )),
     }
 }
@@ -395,6 +480,8 @@ pub struct DmarcReport {
     pub policy: Option<Policy>,
     /// Effective tags when the record parsed.
     pub tags: HashMap<String, String>,
+    /// Tags DMARCbis removed, as written (`pct` still matters to pre-DMARCbis receivers).
+    pub removed_tags: HashMap<String, String>,
     /// Why there is no usable policy.
     pub error: Option<DmarcError>,
     /// Warnings (and the error, as a FAIL finding).
@@ -488,7 +575,9 @@ impl Discovery<'_> {
                 if apex_fallback {
                     match self.dns.txt(name).await? {
                         Answer::Records(r) => {
-                            if r.iter().any(|t| t.text().is_some_and(|t| is_dmarc_record(&t))) {
+                            if r.iter()
+                                .any(|t| t.text().is_some_and(|t| is_dmarc_record(&t)))
+                            {
                                 return Err(err(
                                     DmarcErrorKind::WrongLocation,
                                     format!("the DMARC record must be at {target}, not at {name}"),
@@ -497,7 +586,11 @@ impl Discovery<'_> {
                             }
                         }
                         Answer::NxDomain => {
-                            return Err(err(DmarcErrorKind::NotFound, format!("the domain {name} does not exist")).into());
+                            return Err(err(
+                                DmarcErrorKind::NotFound,
+                                format!("the domain {name} does not exist"),
+                            )
+                            .into());
                         }
                         Answer::NoData => {}
                     }
@@ -539,7 +632,9 @@ impl Discovery<'_> {
         self.cache.insert(domain.to_string(), own.clone());
         match self.dns.txt(domain).await {
             Ok(Answer::Records(r)) => {
-                if r.iter().any(|t| t.text().is_some_and(|t| is_dmarc_record(&t))) {
+                if r.iter()
+                    .any(|t| t.text().is_some_and(|t| is_dmarc_record(&t)))
+                {
                     self.findings.warn(
                         "dmarc_record_at_root",
                         format!("a DMARC record at the root of {domain} has no effect: receivers only look at _dmarc.{domain}"),
@@ -547,7 +642,11 @@ impl Discovery<'_> {
                 }
             }
             Ok(Answer::NxDomain) if own.is_none() => {
-                return Err(err(DmarcErrorKind::NotFound, format!("the domain {domain} does not exist")).into());
+                return Err(err(
+                    DmarcErrorKind::NotFound,
+                    format!("the domain {domain} does not exist"),
+                )
+                .into());
             }
             Ok(_) => {}
             Err(_) => {}
@@ -568,7 +667,9 @@ impl Discovery<'_> {
         }
         let Some((index, location, record)) = walked.last().cloned() else {
             let msg = if labels.len() <= 2 {
-                format!("{domain} has no DMARC record: publish one at _dmarc.{domain} (Gmail and Yahoo require it of bulk senders)")
+                format!(
+                    "{domain} has no DMARC record: publish one at _dmarc.{domain} (Gmail and Yahoo require it of bulk senders)"
+                )
             } else {
                 format!(
                     "neither {domain} nor its parent domains have a DMARC record: publish one at _dmarc.{domain} or at the organisational domain"
@@ -616,15 +717,26 @@ impl Discovery<'_> {
                 }
             }
         }
-        Ok(found.last().map(|(_, n, _)| n.clone()).unwrap_or_else(|| name.to_string()))
+        Ok(found
+            .last()
+            .map(|(_, n, _)| n.clone())
+            .unwrap_or_else(|| name.to_string()))
     }
 
-    async fn destination_authorised(&mut self, source: &str, dest: &str) -> Result<bool, DnsFailure> {
-        for name in [format!("*._report._dmarc.{dest}"), format!("{source}._report._dmarc.{dest}")] {
-            if let Answer::Records(r) = self.dns.txt(&name).await? {
-                if r.iter().any(|t| t.text().is_some_and(|t| is_dmarc_record(&t))) {
-                    return Ok(true);
-                }
+    async fn destination_authorised(
+        &mut self,
+        source: &str,
+        dest: &str,
+    ) -> Result<bool, DnsFailure> {
+        for name in [
+            format!("*._report._dmarc.{dest}"),
+            format!("{source}._report._dmarc.{dest}"),
+        ] {
+            if let Answer::Records(r) = self.dns.txt(&name).await?
+                && r.iter()
+                    .any(|t| t.text().is_some_and(|t| is_dmarc_record(&t)))
+            {
+                return Ok(true);
             }
         }
         Ok(false)
@@ -650,7 +762,8 @@ impl Discovery<'_> {
             }
             let email_domain = normalize(uri.address.rsplit('@').next().unwrap_or_default());
             if email_domain != location {
-                let external = self.org_domain(location).await? != self.org_domain(&email_domain).await?;
+                let external =
+                    self.org_domain(location).await? != self.org_domain(&email_domain).await?;
                 if external && !self.destination_authorised(location, &email_domain).await? {
                     self.findings.warn(
                         "dmarc_uri_unverified",
@@ -675,7 +788,10 @@ impl Discovery<'_> {
             }
         }
         if count > 2 {
-            self.findings.warn("dmarc_too_many_uris", format!("some reporters do not send to more than two {tag} URIs"));
+            self.findings.warn(
+                "dmarc_too_many_uris",
+                format!("some reporters do not send to more than two {tag} URIs"),
+            );
         }
         Ok(())
     }
@@ -691,10 +807,15 @@ pub async fn check(dns: &Dns, domain: &str) -> Result<DmarcReport, DnsFailure> {
         location: None,
         policy: None,
         tags: HashMap::new(),
+        removed_tags: HashMap::new(),
         error: None,
         findings: Findings::default(),
     };
-    let mut d = Discovery { dns, findings: Findings::default(), cache: HashMap::new() };
+    let mut d = Discovery {
+        dns,
+        findings: Findings::default(),
+        cache: HashMap::new(),
+    };
     let outcome: Result<(), Stop> = async {
         let (location, record) = d.discover(&domain).await?;
         report.location = Some(location.clone());
@@ -719,6 +840,7 @@ pub async fn check(dns: &Dns, domain: &str) -> Result<DmarcReport, DnsFailure> {
         }
         report.policy = parsed.policy;
         report.tags = parsed.tags;
+        report.removed_tags = parsed.removed;
         Ok(())
     }
     .await;
@@ -744,7 +866,11 @@ pub fn summary(r: &DmarcReport) -> String {
     match (&r.error, r.policy) {
         (Some(_), _) => format!("DMARC of {} is missing or broken", r.domain),
         (None, Some(p)) if r.findings.worst() == Some(Level::Warn) => {
-            format!("DMARC of {} is valid with p={}{at} but needs attention", r.domain, p.as_str())
+            format!(
+                "DMARC of {} is valid with p={}{at} but needs attention",
+                r.domain,
+                p.as_str()
+            )
         }
         (None, Some(p)) => format!("DMARC of {} is valid: p={}{at}", r.domain, p.as_str()),
         (None, None) => format!("DMARC of {} is valid{at}", r.domain),
@@ -752,6 +878,7 @@ pub fn summary(r: &DmarcReport) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -771,8 +898,18 @@ mod tests {
         assert!(parse_record("v=DMARC1", "d.test").is_ok());
         assert!(parse_record("v=DMARC1;", "d.test").is_ok());
         assert!(parse_record("v=DMARC1 ; p = reject ; ", "d.test").is_ok());
-        for bad in ["v=DMARC1;;p=none", "v=DMARC1; p=none; foo", "v=DMARC1 p=none", "v=DMARC1; p=none; x=", "v=dmarc1; p=none"] {
-            assert_eq!(parse_record(bad, "d.test").unwrap_err().kind, DmarcErrorKind::Syntax, "{bad}");
+        for bad in [
+            "v=DMARC1;;p=none",
+            "v=DMARC1; p=none; foo",
+            "v=DMARC1 p=none",
+            "v=DMARC1; p=none; x=",
+            "v=dmarc1; p=none",
+        ] {
+            assert_eq!(
+                parse_record(bad, "d.test").unwrap_err().kind,
+                DmarcErrorKind::Syntax,
+                "{bad}"
+            );
         }
         let e = parse_record("v=DMARC1; p=none; foo", "d.test").unwrap_err();
         assert!(e.message.contains("position 18"), "{e}");
@@ -797,20 +934,82 @@ mod tests {
         assert_eq!(p.policy, Some(Policy::None));
         assert!(p.findings.has("dmarc_p_missing") && p.findings.has("dmarc_p_none"));
         let p = parse_record("v=DMARC1; p=quarantine; pct=50; rf=afrf; ri=3600", "d.test").unwrap();
-        assert_eq!(p.findings.codes().iter().filter(|c| **c == "dmarc_removed_tag").count(), 3);
+        assert_eq!(
+            p.findings
+                .codes()
+                .iter()
+                .filter(|c| **c == "dmarc_removed_tag")
+                .count(),
+            3
+        );
         let p = parse_record("v=DMARC1; p=reject; np=reject; psd=n; t=y", "d.test").unwrap();
         assert!(p.findings.0.is_empty());
-        assert_eq!(parse_record("v=DMARC1; p=block", "d.test").unwrap_err().kind, DmarcErrorKind::InvalidTagValue);
-        assert_eq!(parse_record("v=DMARC1; p=none; psd=x", "d.test").unwrap_err().kind, DmarcErrorKind::InvalidTagValue);
-        assert_eq!(parse_record("v=DMARC1; p=none; p=reject", "d.test").unwrap_err().kind, DmarcErrorKind::DuplicateTag);
-        assert_eq!(parse_record("v=DMARC1; p=none; pct=1; pct=2", "d.test").unwrap_err().kind, DmarcErrorKind::DuplicateTag);
-        assert_eq!(parse_record("v=DMARC1; p=none; fo=0:x", "d.test").unwrap_err().kind, DmarcErrorKind::InvalidTagValue);
-        assert!(parse_record("v=DMARC1; p=none; fo=0:1", "d.test").unwrap().findings.has("dmarc_invalid_fo"));
-        assert!(parse_record("v=DMARC1; p=none; adkim=x", "d.test").unwrap().findings.has("dmarc_invalid_alignment"));
-        assert!(parse_record("v=DMARC1; rua=mailto:a@d.test; p=none", "d.test").unwrap().findings.has("dmarc_p_not_second"));
-        assert!(!parse_record("v=DMARC1; pct=100; p=none", "d.test").unwrap().findings.has("dmarc_p_not_second"));
-        assert!(parse_record("v=DMARC1; p=reject; sp=none", "d.test").unwrap().findings.has("dmarc_sp_none"));
-        assert!(parse_record("v=DMARC1; p=reject; foo=bar", "d.test").unwrap().findings.has("dmarc_unknown_tag"));
+        assert_eq!(
+            parse_record("v=DMARC1; p=block", "d.test")
+                .unwrap_err()
+                .kind,
+            DmarcErrorKind::InvalidTagValue
+        );
+        assert_eq!(
+            parse_record("v=DMARC1; p=none; psd=x", "d.test")
+                .unwrap_err()
+                .kind,
+            DmarcErrorKind::InvalidTagValue
+        );
+        assert_eq!(
+            parse_record("v=DMARC1; p=none; p=reject", "d.test")
+                .unwrap_err()
+                .kind,
+            DmarcErrorKind::DuplicateTag
+        );
+        assert_eq!(
+            parse_record("v=DMARC1; p=none; pct=1; pct=2", "d.test")
+                .unwrap_err()
+                .kind,
+            DmarcErrorKind::DuplicateTag
+        );
+        assert_eq!(
+            parse_record("v=DMARC1; p=none; fo=0:x", "d.test")
+                .unwrap_err()
+                .kind,
+            DmarcErrorKind::InvalidTagValue
+        );
+        assert!(
+            parse_record("v=DMARC1; p=none; fo=0:1", "d.test")
+                .unwrap()
+                .findings
+                .has("dmarc_invalid_fo")
+        );
+        assert!(
+            parse_record("v=DMARC1; p=none; adkim=x", "d.test")
+                .unwrap()
+                .findings
+                .has("dmarc_invalid_alignment")
+        );
+        assert!(
+            parse_record("v=DMARC1; rua=mailto:a@d.test; p=none", "d.test")
+                .unwrap()
+                .findings
+                .has("dmarc_p_not_second")
+        );
+        assert!(
+            !parse_record("v=DMARC1; pct=100; p=none", "d.test")
+                .unwrap()
+                .findings
+                .has("dmarc_p_not_second")
+        );
+        assert!(
+            parse_record("v=DMARC1; p=reject; sp=none", "d.test")
+                .unwrap()
+                .findings
+                .has("dmarc_sp_none")
+        );
+        assert!(
+            parse_record("v=DMARC1; p=reject; foo=bar", "d.test")
+                .unwrap()
+                .findings
+                .has("dmarc_unknown_tag")
+        );
     }
 
     #[test]
@@ -821,8 +1020,14 @@ mod tests {
         assert_eq!(u.size_limit.as_deref(), Some("10m"));
         let u = parse_report_uri("https://reports.example.com/dmarc").unwrap();
         assert_eq!(u.scheme, "https");
-        assert_eq!(parse_report_uri("dmarc@example.com").unwrap_err().kind, DmarcErrorKind::InvalidReportUri);
-        assert_eq!(parse_report_uri("mailto:example.com").unwrap_err().kind, DmarcErrorKind::InvalidReportUri);
+        assert_eq!(
+            parse_report_uri("dmarc@example.com").unwrap_err().kind,
+            DmarcErrorKind::InvalidReportUri
+        );
+        assert_eq!(
+            parse_report_uri("mailto:example.com").unwrap_err().kind,
+            DmarcErrorKind::InvalidReportUri
+        );
     }
 
     #[test]
@@ -830,7 +1035,13 @@ mod tests {
         let names = Discovery::walk_names("a.b.c.d.e.f.g.h.i.j.example.test");
         assert_eq!(names.len(), 7);
         assert_eq!(names.last().unwrap().1, "test");
-        assert_eq!(Discovery::walk_names("mail.example.test").iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>(), ["example.test", "test"]);
+        assert_eq!(
+            Discovery::walk_names("mail.example.test")
+                .iter()
+                .map(|(_, n)| n.as_str())
+                .collect::<Vec<_>>(),
+            ["example.test", "test"]
+        );
         assert!(Discovery::walk_names("test").is_empty());
     }
 }

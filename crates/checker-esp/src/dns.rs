@@ -95,12 +95,15 @@ pub fn validate_domain(field: &str, domain: &str) -> Result<String, ProbeError> 
         && d.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
-                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+                && l.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
         });
     if ok {
         Ok(d)
     } else {
-        Err(ProbeError::params(format!("`{field}`: `{domain}` is not a valid domain name")))
+        Err(ProbeError::params(format!(
+            "`{field}`: `{domain}` is not a valid domain name"
+        )))
     }
 }
 
@@ -124,15 +127,25 @@ pub fn parse_nameservers(list: &[String]) -> Result<Vec<SocketAddr>, ProbeError>
 
 /// Nameservers from `/etc/resolv.conf`, or the public ones when it names none.
 pub async fn system_nameservers() -> Vec<SocketAddr> {
-    let text = tokio::fs::read_to_string("/etc/resolv.conf").await.unwrap_or_default();
+    let text = tokio::fs::read_to_string("/etc/resolv.conf")
+        .await
+        .unwrap_or_default();
     let mut found: Vec<SocketAddr> = text
         .lines()
         .filter_map(|l| l.trim().strip_prefix("nameserver"))
-        .filter_map(|rest| rest.trim().split('%').next().and_then(|ip| ip.parse::<IpAddr>().ok()))
+        .filter_map(|rest| {
+            rest.trim()
+                .split('%')
+                .next()
+                .and_then(|ip| ip.parse::<IpAddr>().ok())
+        })
         .map(|ip| SocketAddr::new(ip, 53))
         .collect();
     if found.is_empty() {
-        found = PUBLIC_NAMESERVERS.iter().filter_map(|s| s.parse().ok()).collect();
+        found = PUBLIC_NAMESERVERS
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect();
     }
     found
 }
@@ -146,7 +159,9 @@ pub struct Dns {
 
 impl std::fmt::Debug for Dns {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dns").field("servers", &self.servers).finish()
+        f.debug_struct("Dns")
+            .field("servers", &self.servers)
+            .finish()
     }
 }
 
@@ -172,10 +187,13 @@ impl Dns {
         opts.edns0 = true;
         opts.preserve_intermediates = true;
         opts.num_concurrent_reqs = 1;
-        let resolver = hickory_resolver::Resolver::builder_with_config(config, TokioRuntimeProvider::default())
-            .with_options(opts)
-            .build()
-            .map_err(|e| ProbeError::permanent(format!("cannot build a dns resolver: {e}")))?;
+        let resolver = hickory_resolver::Resolver::builder_with_config(
+            config,
+            TokioRuntimeProvider::default(),
+        )
+        .with_options(opts)
+        .build()
+        .map_err(|e| ProbeError::permanent(format!("cannot build a dns resolver: {e}")))?;
         Ok(Dns { resolver, servers })
     }
 
@@ -191,13 +209,22 @@ impl Dns {
 
     /// The nameservers asked, for evidence.
     pub fn servers(&self) -> String {
-        self.servers.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+        self.servers
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     async fn query(&self, name: &str, rtype: RecordType) -> Result<Answer<RData>, DnsFailure> {
-        let fail = |reason: String| DnsFailure { name: name.to_string(), rtype: rtype.to_string(), reason };
+        let fail = |reason: String| DnsFailure {
+            name: name.to_string(),
+            rtype: rtype.to_string(),
+            reason,
+        };
         let fqdn = format!("{}.", normalize(name));
-        let parsed = Name::from_ascii(&fqdn).map_err(|e| fail(format!("not a valid dns name: {e}")))?;
+        let parsed =
+            Name::from_ascii(&fqdn).map_err(|e| fail(format!("not a valid dns name: {e}")))?;
         match self.resolver.lookup(parsed, rtype).await {
             Ok(lookup) => {
                 let rdata: Vec<RData> = lookup
@@ -206,7 +233,11 @@ impl Dns {
                     .filter(|r| r.record_type() == rtype)
                     .map(|r| r.data.clone())
                     .collect();
-                Ok(if rdata.is_empty() { Answer::NoData } else { Answer::Records(rdata) })
+                Ok(if rdata.is_empty() {
+                    Answer::NoData
+                } else {
+                    Answer::Records(rdata)
+                })
             }
             Err(e) if e.is_nx_domain() => Ok(Answer::NxDomain),
             Err(e) if e.is_no_records_found() => Ok(Answer::NoData),
@@ -217,7 +248,9 @@ impl Dns {
     /// TXT records at `name`.
     pub async fn txt(&self, name: &str) -> Result<Answer<TxtRecord>, DnsFailure> {
         Ok(map(self.query(name, RecordType::TXT).await?, |r| match r {
-            RData::TXT(t) => Some(TxtRecord { chunks: t.txt_data.iter().map(|c| c.to_vec()).collect() }),
+            RData::TXT(t) => Some(TxtRecord {
+                chunks: t.txt_data.iter().map(|c| c.to_vec()).collect(),
+            }),
             _ => None,
         }))
     }
@@ -232,10 +265,13 @@ impl Dns {
 
     /// AAAA records at `name`.
     pub async fn aaaa(&self, name: &str) -> Result<Answer<IpAddr>, DnsFailure> {
-        Ok(map(self.query(name, RecordType::AAAA).await?, |r| match r {
-            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-            _ => None,
-        }))
+        Ok(map(
+            self.query(name, RecordType::AAAA).await?,
+            |r| match r {
+                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                _ => None,
+            },
+        ))
     }
 
     /// A and AAAA records at `name`: NXDOMAIN if the name does not exist, NODATA if it has
@@ -247,7 +283,11 @@ impl Dns {
         };
         out.extend(self.aaaa(name).await?.records());
         out.sort();
-        Ok(if out.is_empty() { Answer::NoData } else { Answer::Records(out) })
+        Ok(if out.is_empty() {
+            Answer::NoData
+        } else {
+            Answer::Records(out)
+        })
     }
 
     /// MX records at `name` as `(preference, exchange)`; the exchange is lowercase without its
@@ -255,7 +295,11 @@ impl Dns {
     pub async fn mx(&self, name: &str) -> Result<Answer<(u16, String)>, DnsFailure> {
         Ok(map(self.query(name, RecordType::MX).await?, |r| match r {
             RData::MX(mx) => {
-                let ex = if mx.exchange.is_root() { ".".to_string() } else { normalize(&mx.exchange.to_ascii()) };
+                let ex = if mx.exchange.is_root() {
+                    ".".to_string()
+                } else {
+                    normalize(&mx.exchange.to_ascii())
+                };
                 Some((mx.preference, ex))
             }
             _ => None,
@@ -264,10 +308,13 @@ impl Dns {
 
     /// PTR records for an address (the reverse name is built here).
     pub async fn ptr(&self, ip: IpAddr) -> Result<Answer<String>, DnsFailure> {
-        Ok(map(self.query(&reverse_name(ip), RecordType::PTR).await?, |r| match r {
-            RData::PTR(p) => Some(normalize(&p.0.to_ascii())),
-            _ => None,
-        }))
+        Ok(map(
+            self.query(&reverse_name(ip), RecordType::PTR).await?,
+            |r| match r {
+                RData::PTR(p) => Some(normalize(&p.0.to_ascii())),
+                _ => None,
+            },
+        ))
     }
 }
 
@@ -275,7 +322,11 @@ fn map<T>(a: Answer<RData>, f: impl Fn(RData) -> Option<T>) -> Answer<T> {
     match a {
         Answer::Records(r) => {
             let v: Vec<T> = r.into_iter().filter_map(f).collect();
-            if v.is_empty() { Answer::NoData } else { Answer::Records(v) }
+            if v.is_empty() {
+                Answer::NoData
+            } else {
+                Answer::Records(v)
+            }
         }
         Answer::NoData => Answer::NoData,
         Answer::NxDomain => Answer::NxDomain,
@@ -292,7 +343,15 @@ fn describe(e: &NetError) -> String {
 /// The reverse-lookup name of an address: `4.3.2.1.in-addr.arpa` or the nibble form under
 /// `ip6.arpa` (RFC 3596 §2.5).
 pub fn reverse_name(ip: IpAddr) -> String {
-    format!("{}.{}", reversed_labels(ip), if ip.is_ipv4() { "in-addr.arpa" } else { "ip6.arpa" })
+    format!(
+        "{}.{}",
+        reversed_labels(ip),
+        if ip.is_ipv4() {
+            "in-addr.arpa"
+        } else {
+            "ip6.arpa"
+        }
+    )
 }
 
 /// An address's labels in reverse order, as DNS blocklists (RFC 5782 §2.1, §2.4) and reverse
@@ -315,20 +374,28 @@ pub fn reversed_labels(ip: IpAddr) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn reverse_names_follow_rfc_5782() {
         assert_eq!(reversed_labels("192.0.2.99".parse().unwrap()), "99.2.0.192");
-        assert_eq!(reverse_name("203.0.113.5".parse().unwrap()), "5.113.0.203.in-addr.arpa");
+        assert_eq!(
+            reverse_name("203.0.113.5".parse().unwrap()),
+            "5.113.0.203.in-addr.arpa"
+        );
         let v6 = reversed_labels("2001:db8:1:2:3:4:567:89ab".parse().unwrap());
-        assert_eq!(v6, "b.a.9.8.7.6.5.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2");
+        assert_eq!(
+            v6,
+            "b.a.9.8.7.6.5.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2"
+        );
     }
 
     #[test]
     fn nameservers_accept_ip_and_port() {
-        let ns = parse_nameservers(&["127.0.0.1:5353".into(), "::1".into(), "[::1]:54".into()]).unwrap();
+        let ns =
+            parse_nameservers(&["127.0.0.1:5353".into(), "::1".into(), "[::1]:54".into()]).unwrap();
         assert_eq!(ns[0].port(), 5353);
         assert_eq!(ns[1].port(), 53);
         assert_eq!(ns[2].port(), 54);
@@ -337,7 +404,10 @@ mod tests {
 
     #[test]
     fn domains_are_normalised_and_checked() {
-        assert_eq!(validate_domain("domain", " Example.COM. ").unwrap(), "example.com");
+        assert_eq!(
+            validate_domain("domain", " Example.COM. ").unwrap(),
+            "example.com"
+        );
         assert!(validate_domain("domain", "exa mple.com").is_err());
         assert!(validate_domain("domain", "").is_err());
         assert!(validate_domain("domain", "a..b").is_err());
@@ -345,8 +415,16 @@ mod tests {
 
     #[test]
     fn txt_payload_joins_strings() {
-        let t = TxtRecord { chunks: vec![b"v=spf1 ".to_vec(), b"-all".to_vec()] };
+        let t = TxtRecord {
+            chunks: vec![b"v=spf1 ".to_vec(), b"-all".to_vec()],
+        };
         assert_eq!(t.text().unwrap(), "v=spf1 -all");
-        assert!(TxtRecord { chunks: vec![vec![0xff, 0xfe]] }.text().is_none());
+        assert!(
+            TxtRecord {
+                chunks: vec![vec![0xff, 0xfe]]
+            }
+            .text()
+            .is_none()
+        );
     }
 }

@@ -32,7 +32,11 @@ pub struct Findings(pub Vec<Finding>);
 impl Findings {
     /// Record a finding.
     pub fn push(&mut self, level: Level, code: &'static str, message: impl Into<String>) {
-        self.0.push(Finding { level, code, message: message.into() });
+        self.0.push(Finding {
+            level,
+            code,
+            message: message.into(),
+        });
     }
 
     /// A warning.
@@ -81,7 +85,11 @@ impl Findings {
 
     /// The messages at a level or worse.
     pub fn messages(&self, at_least: Level) -> Vec<&str> {
-        self.0.iter().filter(|f| f.level >= at_least).map(|f| f.message.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|f| f.level >= at_least)
+            .map(|f| f.message.as_str())
+            .collect()
     }
 
     /// Put the findings into a measurement's evidence: `findings` (codes, comma-separated) and
@@ -96,7 +104,10 @@ impl Findings {
                 Level::Warn => "WARN",
                 Level::Fail => "FAIL",
             };
-            m.evidence.insert(format!("finding.{:02}", i + 1), format!("{level} {}: {}", f.code, f.message));
+            m.evidence.insert(
+                format!("finding.{:02}", i + 1),
+                format!("{level} {}: {}", f.code, f.message),
+            );
         }
         m
     }
@@ -104,7 +115,12 @@ impl Findings {
 
 /// Build a measurement from a summary and findings: the verdict is the worst finding, the
 /// message is the summary followed by the most important findings.
-pub fn measurement(value: Option<f64>, unit: &str, summary: String, findings: &Findings) -> Measurement {
+pub fn measurement(
+    value: Option<f64>,
+    unit: &str,
+    summary: String,
+    findings: &Findings,
+) -> Measurement {
     let verdict = findings.verdict();
     let mut message = summary;
     let top: Vec<&str> = match findings.worst() {
@@ -130,6 +146,7 @@ pub fn measurement(value: Option<f64>, unit: &str, summary: String, findings: &F
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

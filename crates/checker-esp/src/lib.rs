@@ -10,9 +10,14 @@
 //! Depends on the checker SDK and the core model only: never on the coordinator or another
 //! checker plugin.
 
+pub mod bimi;
+pub mod dkim;
 pub mod dmarc;
 pub mod dns;
 pub mod findings;
+pub mod kinds;
+pub mod mta_sts;
+pub mod mx;
 pub mod spf;
 pub mod vendors;
 
@@ -25,6 +30,15 @@ pub const NAME: &str = "funnelgate-checker-esp";
 
 /// Register the esp probe kinds.
 pub fn register(registry: &mut ProbeRegistry) {
+    registry
+        .register(kinds::spf_factory())
+        .register(kinds::dmarc_factory())
+        .register(kinds::dkim_factory())
+        .register(kinds::dkim_discovery_factory())
+        .register(kinds::mx_factory())
+        .register(kinds::mta_sts_factory())
+        .register(kinds::tls_rpt_factory())
+        .register(kinds::bimi_factory());
     vendors::register(registry);
 }
 

@@ -119,7 +119,10 @@ pub struct SyntaxError {
 }
 
 fn syntax(message: impl Into<String>) -> SyntaxError {
-    SyntaxError { position: None, message: message.into() }
+    SyntaxError {
+        position: None,
+        message: message.into(),
+    }
 }
 
 fn syntax_at(record: &[char], pos: usize, what: &str) -> SyntaxError {
@@ -130,7 +133,9 @@ fn syntax_at(record: &[char], pos: usize, what: &str) -> SyntaxError {
         .collect();
     SyntaxError {
         position: Some(pos),
-        message: format!("{what} at position {pos} (marked with {SYNTAX_ERROR_MARKER}) in: {marked}"),
+        message: format!(
+            "{what} at position {pos} (marked with {SYNTAX_ERROR_MARKER}) in: {marked}"
+        ),
     }
 }
 
@@ -142,7 +147,9 @@ pub fn is_spf_record(text: &str) -> bool {
 
 fn is_sender_id(text: &str) -> bool {
     let l = text.to_ascii_lowercase();
-    let Some(rest) = l.strip_prefix("v=spf2.0/") else { return false };
+    let Some(rest) = l.strip_prefix("v=spf2.0/") else {
+        return false;
+    };
     let scope_end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
     let scopes = &rest[..scope_end];
     let parts: Vec<&str> = scopes.split(',').collect();
@@ -197,7 +204,12 @@ fn split_term(s: &str) -> Option<RawTerm<'_>> {
             sep: rest[i..].chars().next(),
             value: &rest[i + 1..],
         }),
-        None => Some(RawTerm { qualifier, name: rest, sep: None, value: "" }),
+        None => Some(RawTerm {
+            qualifier,
+            name: rest,
+            sep: None,
+            value: "",
+        }),
     }
 }
 
@@ -216,7 +228,9 @@ pub fn validate_macros(value: &str, allow_exp_letters: bool) -> Result<(), Synta
             i += 1;
             continue;
         }
-        let Some(&next) = v.get(i + 1) else { return Err(err(i)) };
+        let Some(&next) = v.get(i + 1) else {
+            return Err(err(i));
+        };
         if matches!(next, '%' | '_' | '-') {
             i += 2;
             continue;
@@ -224,9 +238,13 @@ pub fn validate_macros(value: &str, allow_exp_letters: bool) -> Result<(), Synta
         if next != '{' {
             return Err(err(i));
         }
-        let Some(close) = (i + 2..v.len()).find(|&k| v[k] == '}') else { return Err(err(i)) };
+        let Some(close) = (i + 2..v.len()).find(|&k| v[k] == '}') else {
+            return Err(err(i));
+        };
         let body = &v[i + 2..close];
-        let Some(&letter) = body.first() else { return Err(err(i)) };
+        let Some(&letter) = body.first() else {
+            return Err(err(i));
+        };
         let lower = letter.to_ascii_lowercase();
         if !"slodiphcrtv".contains(lower) {
             return Err(err(i + 2));
@@ -257,7 +275,11 @@ pub fn validate_macros(value: &str, allow_exp_letters: bool) -> Result<(), Synta
 /// RFC 7208 §12 toplabel: letters and digits with at least one letter, or a hyphenated label.
 fn is_toplabel(l: &str) -> bool {
     let b = l.as_bytes();
-    if b.is_empty() || !b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-') {
+    if b.is_empty()
+        || !b
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    {
         return false;
     }
     if !l.contains('-') {
@@ -285,15 +307,27 @@ fn valid_prefix(p: &str) -> bool {
 
 /// Split an `a`/`mx` value into (domain, ipv4 prefix, ipv6 prefix), checking the dual CIDR
 /// length (`/nn`, `//nn`, `/nn//nn`, no leading zeros, ≤ 32 / ≤ 128).
-fn split_domain_cidr(value: &str, name: &str) -> Result<(String, Option<u32>, Option<u32>), SyntaxError> {
-    let Some((domain, rest)) = value.split_once('/') else { return Ok((value.to_string(), None, None)) };
+fn split_domain_cidr(
+    value: &str,
+    name: &str,
+) -> Result<(String, Option<u32>, Option<u32>), SyntaxError> {
+    let Some((domain, rest)) = value.split_once('/') else {
+        return Ok((value.to_string(), None, None));
+    };
     let s = format!("/{rest}");
-    let bad = || syntax(format!("{s} is not a valid CIDR prefix length for the {name} mechanism (RFC 7208 §12)"));
+    let bad = || {
+        syntax(format!(
+            "{s} is not a valid CIDR prefix length for the {name} mechanism (RFC 7208 §12)"
+        ))
+    };
     let mut rest: &str = &s;
     let mut ip4 = None;
     let mut ip6 = None;
     if rest.starts_with('/') && !rest.starts_with("//") {
-        let digits: String = rest[1..].chars().take_while(|c| c.is_ascii_digit()).collect();
+        let digits: String = rest[1..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
         if !valid_prefix(&digits) {
             return Err(bad());
         }
@@ -312,10 +346,14 @@ fn split_domain_cidr(value: &str, name: &str) -> Result<(String, Option<u32>, Op
         return Err(bad());
     }
     if let Some(p) = ip4.filter(|p| *p > 32) {
-        return Err(syntax(format!("the ipv4 prefix length /{p} in the {name} mechanism must be between 0 and 32")));
+        return Err(syntax(format!(
+            "the ipv4 prefix length /{p} in the {name} mechanism must be between 0 and 32"
+        )));
     }
     if let Some(p) = ip6.filter(|p| *p > 128) {
-        return Err(syntax(format!("the ipv6 prefix length //{p} in the {name} mechanism must be between 0 and 128")));
+        return Err(syntax(format!(
+            "the ipv6 prefix length //{p} in the {name} mechanism must be between 0 and 128"
+        )));
     }
     Ok((domain.to_string(), ip4, ip6))
 }
@@ -332,14 +370,20 @@ fn check_ip(name: &str, value: &str) -> Result<(), SyntaxError> {
         }
         None => (value, None),
     };
-    let ip: IpAddr = addr.parse().map_err(|_| syntax(format!("{value} is not a valid {name} value")))?;
+    let ip: IpAddr = addr
+        .parse()
+        .map_err(|_| syntax(format!("{value} is not a valid {name} value")))?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     if prefix.is_some_and(|p| p > max) {
         return Err(syntax(format!("{value} is not a valid {name} value")));
     }
     match (name, ip) {
-        ("ip4", IpAddr::V6(_)) => Err(syntax(format!("{value} is not a valid ipv4 value (it looks like ipv6)"))),
-        ("ip6", IpAddr::V4(_)) => Err(syntax(format!("{value} is not a valid ipv6 value (it looks like ipv4)"))),
+        ("ip4", IpAddr::V6(_)) => Err(syntax(format!(
+            "{value} is not a valid ipv4 value (it looks like ipv6)"
+        ))),
+        ("ip6", IpAddr::V4(_)) => Err(syntax(format!(
+            "{value} is not a valid ipv6 value (it looks like ipv4)"
+        ))),
         _ => Ok(()),
     }
 }
@@ -380,7 +424,10 @@ pub fn parse_record(record: &str) -> Result<ParsedRecord, SyntaxError> {
         if matches!(chars[i], '+' | '-' | '~' | '?')
             && !chars[i - 1].is_whitespace()
             && chars.len() >= i + 4
-            && chars[i + 1..i + 4].iter().collect::<String>().eq_ignore_ascii_case("all")
+            && chars[i + 1..i + 4]
+                .iter()
+                .collect::<String>()
+                .eq_ignore_ascii_case("all")
             && chars.get(i + 4).is_none_or(|c| c.is_whitespace())
         {
             return Err(syntax_at(&chars, i, "expected whitespace before 'all'"));
@@ -402,7 +449,10 @@ pub fn parse_record(record: &str) -> Result<ParsedRecord, SyntaxError> {
 
     // Grammar: "v=spf1" (ABNF literals are case-insensitive, RFC 5234 §2.3) then terms, each
     // of the term shape.
-    if !grammar.get(..6).is_some_and(|v| v.eq_ignore_ascii_case("v=spf1")) {
+    if !grammar
+        .get(..6)
+        .is_some_and(|v| v.eq_ignore_ascii_case("v=spf1"))
+    {
         return Err(syntax_at(&chars, 0, "expected v=spf1"));
     }
     let mut pos = "v=spf1".len();
@@ -446,7 +496,9 @@ pub fn parse_record(record: &str) -> Result<ParsedRecord, SyntaxError> {
                             return Err(syntax("the exp modifier is missing a value"));
                         }
                         if exp.is_some() {
-                            return Err(syntax("multiple exp modifiers are not permitted (RFC 7208 §6)"));
+                            return Err(syntax(
+                                "multiple exp modifiers are not permitted (RFC 7208 §6)",
+                            ));
                         }
                         exp = Some(t.value.to_string());
                     } else if !matches!(name.as_str(), "ra" | "rp" | "rr") {
@@ -472,18 +524,24 @@ pub fn parse_record(record: &str) -> Result<ParsedRecord, SyntaxError> {
 
     let mut terms = Vec::new();
     let mut words: Vec<&str> = grammar.split_whitespace().collect();
-    if words.first().is_some_and(|w| w.eq_ignore_ascii_case("v=spf1")) {
+    if words
+        .first()
+        .is_some_and(|w| w.eq_ignore_ascii_case("v=spf1"))
+    {
         words.remove(0);
     }
     for word in words {
-        let t = split_term(word).ok_or_else(|| syntax(format!("{word} is not a valid spf term")))?;
+        let t =
+            split_term(word).ok_or_else(|| syntax(format!("{word} is not a valid spf term")))?;
         let name = t.name.to_ascii_lowercase();
         let raw_value = t.value.to_string();
         let mut value = t.value.to_ascii_lowercase();
         let qualifier = Qualifier::from_char(t.qualifier);
         let kind = if t.sep == Some('=') {
             if t.qualifier.is_some() {
-                return Err(syntax(format!("qualifiers are not allowed on modifiers (RFC 7208 §12): {word}")));
+                return Err(syntax(format!(
+                    "qualifiers are not allowed on modifiers (RFC 7208 §12): {word}"
+                )));
             }
             match name.as_str() {
                 "redirect" => {
@@ -501,7 +559,9 @@ pub fn parse_record(record: &str) -> Result<ParsedRecord, SyntaxError> {
                         return Err(syntax("the exp modifier is missing a value"));
                     }
                     if exp.is_some() {
-                        return Err(syntax("multiple exp modifiers are not permitted (RFC 7208 §6)"));
+                        return Err(syntax(
+                            "multiple exp modifiers are not permitted (RFC 7208 §6)",
+                        ));
                     }
                     exp = Some(raw_value.clone());
                     TermKind::Exp
@@ -510,7 +570,9 @@ pub fn parse_record(record: &str) -> Result<ParsedRecord, SyntaxError> {
                 other => {
                     findings.warn(
                         "spf_unknown_modifier",
-                        format!("the unknown modifier {other} is ignored by receivers (RFC 7208 §6)"),
+                        format!(
+                            "the unknown modifier {other} is ignored by receivers (RFC 7208 §6)"
+                        ),
                     );
                     continue;
                 }
@@ -519,7 +581,9 @@ pub fn parse_record(record: &str) -> Result<ParsedRecord, SyntaxError> {
             match name.as_str() {
                 "all" => {
                     if t.sep.is_some() {
-                        return Err(syntax(format!("the all mechanism does not accept a value: {word}")));
+                        return Err(syntax(format!(
+                            "the all mechanism does not accept a value: {word}"
+                        )));
                     }
                     TermKind::All
                 }
@@ -528,10 +592,16 @@ pub fn parse_record(record: &str) -> Result<ParsedRecord, SyntaxError> {
                         return Err(syntax(format!("{name} must have a value")));
                     }
                     if value.contains('%') {
-                        return Err(syntax(format!("spf macros are not allowed in {name} mechanisms: {value}")));
+                        return Err(syntax(format!(
+                            "spf macros are not allowed in {name} mechanisms: {value}"
+                        )));
                     }
                     check_ip(&name, &value)?;
-                    if name == "ip4" { TermKind::Ip4 } else { TermKind::Ip6 }
+                    if name == "ip4" {
+                        TermKind::Ip4
+                    } else {
+                        TermKind::Ip6
+                    }
                 }
                 "include" | "exists" => {
                     if t.sep != Some(':') || value.is_empty() {
@@ -541,7 +611,11 @@ pub fn parse_record(record: &str) -> Result<ParsedRecord, SyntaxError> {
                     if !value.contains('%') {
                         warn_domain_spec(&mut findings, &name, &value);
                     }
-                    if name == "include" { TermKind::Include } else { TermKind::Exists }
+                    if name == "include" {
+                        TermKind::Include
+                    } else {
+                        TermKind::Exists
+                    }
                 }
                 "a" | "mx" => {
                     if t.sep == Some(':') && value.is_empty() {
@@ -560,11 +634,17 @@ pub fn parse_record(record: &str) -> Result<ParsedRecord, SyntaxError> {
                             warn_domain_spec(&mut findings, &name, &domain_part);
                         }
                     }
-                    if name == "a" { TermKind::A } else { TermKind::Mx }
+                    if name == "a" {
+                        TermKind::A
+                    } else {
+                        TermKind::Mx
+                    }
                 }
                 "ptr" => {
                     if t.sep == Some('/') {
-                        return Err(syntax(format!("the ptr mechanism does not accept a cidr prefix length: {word}")));
+                        return Err(syntax(format!(
+                            "the ptr mechanism does not accept a cidr prefix length: {word}"
+                        )));
                     }
                     if t.sep == Some(':') && value.is_empty() {
                         return Err(syntax("ptr must have a value after the :"));
@@ -575,15 +655,37 @@ pub fn parse_record(record: &str) -> Result<ParsedRecord, SyntaxError> {
                     }
                     TermKind::Ptr
                 }
-                _ => return Err(syntax(format!("{} is not a valid spf mechanism or modifier", t.name))),
+                _ => {
+                    return Err(syntax(format!(
+                        "{} is not a valid spf mechanism or modifier",
+                        t.name
+                    )));
+                }
             }
         };
-        terms.push(Term { qualifier, kind, value, raw_value });
+        terms.push(Term {
+            qualifier,
+            kind,
+            value,
+            raw_value,
+        });
     }
-    if terms.iter().filter(|t| t.kind == TermKind::Redirect).count() > 1 {
-        return Err(syntax("multiple redirect modifiers are not permitted (RFC 7208 §6)"));
+    if terms
+        .iter()
+        .filter(|t| t.kind == TermKind::Redirect)
+        .count()
+        > 1
+    {
+        return Err(syntax(
+            "multiple redirect modifiers are not permitted (RFC 7208 §6)",
+        ));
     }
-    Ok(ParsedRecord { terms, exp, all_present, findings })
+    Ok(ParsedRecord {
+        terms,
+        exp,
+        all_present,
+        findings,
+    })
 }
 
 /// Why an SPF record is a permanent error (permerror) or missing.
@@ -674,7 +776,10 @@ impl From<DnsFailure> for Fatal {
 }
 
 fn fatal(kind: SpfErrorKind, message: impl Into<String>) -> Fatal {
-    Fatal::Spf(SpfError { kind, message: message.into() })
+    Fatal::Spf(SpfError {
+        kind,
+        message: message.into(),
+    })
 }
 
 struct Lookup {
@@ -683,22 +788,36 @@ struct Lookup {
 }
 
 /// Query a name's SPF record (§4.5): exactly one TXT record starting `v=spf1`.
-async fn query_record(dns: &Dns, domain: &str) -> Result<Result<Lookup, (SpfErrorKind, String, Findings)>, DnsFailure> {
+async fn query_record(
+    dns: &Dns,
+    domain: &str,
+) -> Result<Result<Lookup, (SpfErrorKind, String, Findings)>, DnsFailure> {
     let mut findings = Findings::default();
     let answer = dns.txt(domain).await?;
     let records = match answer {
         Answer::NxDomain => {
-            return Ok(Err((SpfErrorKind::NotFound, format!("the domain {domain} does not exist"), findings)));
+            return Ok(Err((
+                SpfErrorKind::NotFound,
+                format!("the domain {domain} does not exist"),
+                findings,
+            )));
         }
         Answer::NoData => {
-            return Ok(Err((SpfErrorKind::NotFound, format!("{domain} has no SPF record"), findings)));
+            return Ok(Err((
+                SpfErrorKind::NotFound,
+                format!("{domain} has no SPF record"),
+                findings,
+            )));
         }
         Answer::Records(r) => r,
     };
     let mut spf = Vec::new();
     for r in records {
         let Some(text) = r.text() else {
-            findings.warn("spf_undecodable_txt", format!("a TXT record of {domain} with undecodable characters was skipped"));
+            findings.warn(
+                "spf_undecodable_txt",
+                format!("a TXT record of {domain} with undecodable characters was skipped"),
+            );
             continue;
         };
         if is_sender_id(&text) {
@@ -728,7 +847,11 @@ async fn query_record(dns: &Dns, domain: &str) -> Result<Result<Lookup, (SpfErro
         )));
     }
     let Some((record, chunks)) = spf.pop() else {
-        return Ok(Err((SpfErrorKind::NotFound, format!("{domain} has no SPF record"), findings)));
+        return Ok(Err((
+            SpfErrorKind::NotFound,
+            format!("{domain} has no SPF record"),
+            findings,
+        )));
     };
     for (i, c) in chunks.iter().enumerate() {
         if c.len() > 255 {
@@ -791,10 +914,18 @@ impl Walker<'_> {
         record: String,
         domain: String,
         recursion: Vec<String>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<Qualifier>, Fatal>> + Send + 's>> {
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Option<Qualifier>, Fatal>> + Send + 's>,
+    > {
         Box::pin(async move {
             let parsed = parse_record(&record).map_err(|e| {
-                fatal(SpfErrorKind::Syntax, format!("the SPF record of {domain} has a syntax error: {}", e.message))
+                fatal(
+                    SpfErrorKind::Syntax,
+                    format!(
+                        "the SPF record of {domain} has a syntax error: {}",
+                        e.message
+                    ),
+                )
             })?;
             self.findings.extend(parsed.findings.clone());
             let mut all: Option<Qualifier> = None;
@@ -811,14 +942,20 @@ impl Walker<'_> {
                         if term.value.contains('%') {
                             continue;
                         }
-                        let (d, _, _) = split_domain_cidr(&term.value, "a").map_err(|e| fatal(SpfErrorKind::Syntax, e.message))?;
+                        let (d, _, _) = split_domain_cidr(&term.value, "a")
+                            .map_err(|e| fatal(SpfErrorKind::Syntax, e.message))?;
                         let target = if d.is_empty() { domain.clone() } else { d };
                         match self.dns.addresses(&target).await? {
                             Answer::Records(_) => {}
-                            Answer::NxDomain => self.void_target(&target, format!("the domain {target} does not exist")),
+                            Answer::NxDomain => self.void_target(
+                                &target,
+                                format!("the domain {target} does not exist"),
+                            ),
                             Answer::NoData => self.void_target(
                                 &target,
-                                format!("an a mechanism points to {target}, which has no A/AAAA records"),
+                                format!(
+                                    "an a mechanism points to {target}, which has no A/AAAA records"
+                                ),
                             ),
                         }
                     }
@@ -827,24 +964,40 @@ impl Walker<'_> {
                         if term.value.contains('%') {
                             continue;
                         }
-                        let (d, _, _) = split_domain_cidr(&term.value, "mx").map_err(|e| fatal(SpfErrorKind::Syntax, e.message))?;
+                        let (d, _, _) = split_domain_cidr(&term.value, "mx")
+                            .map_err(|e| fatal(SpfErrorKind::Syntax, e.message))?;
                         let target = if d.is_empty() { domain.clone() } else { d };
                         let hosts: Vec<String> = match self.dns.mx(&target).await? {
                             Answer::NxDomain => {
-                                self.void_target(&target, format!("the domain {target} does not exist"));
+                                self.void_target(
+                                    &target,
+                                    format!("the domain {target} does not exist"),
+                                );
                                 continue;
                             }
                             Answer::NoData => Vec::new(),
-                            Answer::Records(r) => r.into_iter().filter(|(_, h)| h != ".").map(|(_, h)| h).collect(),
+                            Answer::Records(r) => r
+                                .into_iter()
+                                .filter(|(_, h)| h != ".")
+                                .map(|(_, h)| h)
+                                .collect(),
                         };
                         if hosts.is_empty() {
-                            self.void_target(&target, format!("an mx mechanism points to {target}, which has no MX records"));
+                            self.void_target(
+                                &target,
+                                format!(
+                                    "an mx mechanism points to {target}, which has no MX records"
+                                ),
+                            );
                             continue;
                         }
                         if hosts.len() > 10 {
                             return Err(fatal(
                                 SpfErrorKind::TooManyLookups,
-                                format!("{target} has {} MX hosts; an mx mechanism may resolve at most 10 (RFC 7208 §4.6.4)", hosts.len()),
+                                format!(
+                                    "{target} has {} MX hosts; an mx mechanism may resolve at most 10 (RFC 7208 §4.6.4)",
+                                    hosts.len()
+                                ),
                             ));
                         }
                         for h in hosts {
@@ -880,7 +1033,10 @@ impl Walker<'_> {
                         if recursion.contains(&target) {
                             let mut chain = recursion.clone();
                             chain.push(target.clone());
-                            return Err(fatal(SpfErrorKind::IncludeLoop, format!("include loop: {}", chain.join(" -> "))));
+                            return Err(fatal(
+                                SpfErrorKind::IncludeLoop,
+                                format!("include loop: {}", chain.join(" -> ")),
+                            ));
                         }
                         if self.seen.contains(&target) {
                             self.findings.warn(
@@ -921,7 +1077,8 @@ impl Walker<'_> {
                         let mut chain = recursion.clone();
                         chain.push(target.clone());
                         self.walk(found.record, target.clone(), chain).await?;
-                        self.cache.insert(target, (self.lookups - l0, self.voids - v0));
+                        self.cache
+                            .insert(target, (self.lookups - l0, self.voids - v0));
                     }
                     TermKind::Redirect => {
                         if parsed.all_present {
@@ -939,7 +1096,10 @@ impl Walker<'_> {
                         if recursion.contains(&target) {
                             let mut chain = recursion.clone();
                             chain.push(target.clone());
-                            return Err(fatal(SpfErrorKind::RedirectLoop, format!("redirect loop: {}", chain.join(" -> "))));
+                            return Err(fatal(
+                                SpfErrorKind::RedirectLoop,
+                                format!("redirect loop: {}", chain.join(" -> ")),
+                            ));
                         }
                         self.seen.push(target.clone());
                         if self.lookups > WALK_CAP {
@@ -950,10 +1110,16 @@ impl Walker<'_> {
                             Ok(l) => l,
                             Err((kind, msg, f)) => {
                                 self.findings.extend(f);
-                                let kind = if kind == SpfErrorKind::MultipleRecords { kind } else { SpfErrorKind::RedirectNotFound };
+                                let kind = if kind == SpfErrorKind::MultipleRecords {
+                                    kind
+                                } else {
+                                    SpfErrorKind::RedirectNotFound
+                                };
                                 return Err(fatal(
                                     kind,
-                                    format!("the redirect target {target} has no usable SPF record ({msg}), which RFC 7208 §6.1 makes a permanent error"),
+                                    format!(
+                                        "the redirect target {target} has no usable SPF record ({msg}), which RFC 7208 §6.1 makes a permanent error"
+                                    ),
                                 ));
                             }
                         };
@@ -970,22 +1136,31 @@ impl Walker<'_> {
 
     fn void_target(&mut self, target: &str, why: String) {
         self.void(1);
-        self.findings.warn("spf_void_lookup", format!("{why}: a void lookup ({target})"));
+        self.findings.warn(
+            "spf_void_lookup",
+            format!("{why}: a void lookup ({target})"),
+        );
     }
 
     async fn check_exp(&mut self, exp: &str) -> Result<(), Fatal> {
         if exp.contains('%') {
-            return validate_macros(exp, true)
-                .map_err(|e| fatal(SpfErrorKind::Syntax, format!("the exp modifier has a syntax error: {}", e.message)));
+            return validate_macros(exp, true).map_err(|e| {
+                fatal(
+                    SpfErrorKind::Syntax,
+                    format!("the exp modifier has a syntax error: {}", e.message),
+                )
+            });
         }
         match self.dns.txt(exp).await? {
-            Answer::Records(r) if r.len() > 1 => {
-                self.findings.warn("spf_exp_multiple", format!("there is more than one TXT record at the exp target {exp}"))
-            }
+            Answer::Records(r) if r.len() > 1 => self.findings.warn(
+                "spf_exp_multiple",
+                format!("there is more than one TXT record at the exp target {exp}"),
+            ),
             Answer::Records(_) => {}
-            Answer::NoData | Answer::NxDomain => {
-                self.findings.warn("spf_exp_missing", format!("the exp target {exp} has no TXT record to explain failures"))
-            }
+            Answer::NoData | Answer::NxDomain => self.findings.warn(
+                "spf_exp_missing",
+                format!("the exp target {exp} has no TXT record to explain failures"),
+            ),
         }
         Ok(())
     }
@@ -1030,14 +1205,18 @@ pub async fn check(dns: &Dns, domain: &str) -> Result<SpfReport, DnsFailure> {
         cache: HashMap::new(),
         capped: false,
     };
-    let outcome = w.walk(lookup.record, domain.clone(), vec![domain.clone()]).await;
+    let outcome = w
+        .walk(lookup.record, domain.clone(), vec![domain.clone()])
+        .await;
     report.dns_lookups = w.lookups;
     report.void_lookups = w.voids;
     report.findings.extend(std::mem::take(&mut w.findings));
     if w.capped {
         report.findings.info(
             "spf_walk_capped",
-            format!("stopped following includes after {WALK_CAP} lookups; the real count is higher"),
+            format!(
+                "stopped following includes after {WALK_CAP} lookups; the real count is higher"
+            ),
         );
     }
     match outcome {
@@ -1085,7 +1264,12 @@ pub async fn check(dns: &Dns, domain: &str) -> Result<SpfReport, DnsFailure> {
 }
 
 /// The codes of SPF findings that checkdmarc does not produce (funnelgate's own additions).
-pub const EXTENSION_CODES: [&str; 4] = ["spf_all_pass", "spf_all_neutral", "spf_no_all", "spf_walk_capped"];
+pub const EXTENSION_CODES: [&str; 4] = [
+    "spf_all_pass",
+    "spf_all_neutral",
+    "spf_no_all",
+    "spf_walk_capped",
+];
 
 /// Short summary line for a report.
 pub fn summary(r: &SpfReport) -> String {
@@ -1105,17 +1289,25 @@ pub fn summary(r: &SpfReport) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     fn kinds(r: &str) -> Vec<TermKind> {
-        parse_record(r).unwrap().terms.iter().map(|t| t.kind).collect()
+        parse_record(r)
+            .unwrap()
+            .terms
+            .iter()
+            .map(|t| t.kind)
+            .collect()
     }
 
     #[test]
     fn parses_every_mechanism() {
         assert_eq!(
-            kinds("v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/32 a mx:mail.example.com/24 include:_spf.example.net exists:%{i}.x.example ptr ~all"),
+            kinds(
+                "v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/32 a mx:mail.example.com/24 include:_spf.example.net exists:%{i}.x.example ptr ~all"
+            ),
             vec![
                 TermKind::Ip4,
                 TermKind::Ip6,
@@ -1140,10 +1332,25 @@ mod tests {
         assert!(e.message.contains("ip4:192.0.2.1➞~all"), "{e}");
         let e = parse_record("v=spf1 include:a.example 1bad -all").unwrap_err();
         assert_eq!(e.position, Some(25), "{e}");
-        assert!(parse_record("v=spf1 foo:bar -all").unwrap_err().message.contains("not a valid spf mechanism"));
+        assert!(
+            parse_record("v=spf1 foo:bar -all")
+                .unwrap_err()
+                .message
+                .contains("not a valid spf mechanism")
+        );
         assert!(parse_record("v=spf1 ip4:300.1.1.1 -all").is_err());
-        assert!(parse_record("v=spf1 ip4:2001:db8::1 -all").unwrap_err().message.contains("ipv6"));
-        assert!(parse_record("v=spf1 ip6:192.0.2.1 -all").unwrap_err().message.contains("ipv4"));
+        assert!(
+            parse_record("v=spf1 ip4:2001:db8::1 -all")
+                .unwrap_err()
+                .message
+                .contains("ipv6")
+        );
+        assert!(
+            parse_record("v=spf1 ip6:192.0.2.1 -all")
+                .unwrap_err()
+                .message
+                .contains("ipv4")
+        );
         assert!(parse_record("v=spf1 ip4:192.0.2.0/033 -all").is_err());
         assert!(parse_record("v=spf1 ip4:192.0.2.0/33 -all").is_err());
         assert!(parse_record("v=spf1 a/33 -all").is_err());
@@ -1170,7 +1377,12 @@ mod tests {
         assert!(validate_macros("%a", false).is_err());
         assert!(validate_macros("%", false).is_err());
         assert!(validate_macros("%{i!}", false).is_err());
-        assert!(validate_macros("%{c}", false).unwrap_err().message.contains("only allowed in exp"));
+        assert!(
+            validate_macros("%{c}", false)
+                .unwrap_err()
+                .message
+                .contains("only allowed in exp")
+        );
         assert!(validate_macros("%{c} %{r} %{t}", true).is_ok());
         assert!(parse_record("v=spf1 exists:%{x}.example -all").is_err());
     }

@@ -1,6 +1,7 @@
 //! DNS probes against a real authoritative server (nsd) serving `tests/zones/`, with checkdmarc
 //! run against the same server as the reference for SPF and DMARC.
 
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -100,7 +101,13 @@ const EXPECTED_DIFFERENCES: &[(&str, &str, &str, &str, &str)] = &[
     // D3: ptr cannot be evaluated without the sender's IP; checkdmarc resolves A records of the
     // ptr target instead and counts a void lookup when there are none
     ("spf-ptr-nx.test", "spf", "void_lookups", "0", "1"),
-    ("spf-ptr-nx.test", "spf", "warnings", "spf_ptr", "spf_void_lookup"),
+    (
+        "spf-ptr-nx.test",
+        "spf",
+        "warnings",
+        "spf_ptr",
+        "spf_void_lookup",
+    ),
     // D4: RFC 7489 §6.6.3 / RFC 9989 §4.10: TXT records that are not DMARC are discarded, not
     // an error
     ("dmarc-unrelated.test", "dmarc", "valid", "true", "false"),
@@ -117,7 +124,9 @@ struct Summary {
 
 fn spf_class(k: SpfErrorKind) -> &'static str {
     match k {
-        SpfErrorKind::NotFound | SpfErrorKind::IncludeNotFound | SpfErrorKind::RedirectNotFound => "SPFRecordNotFound",
+        SpfErrorKind::NotFound | SpfErrorKind::IncludeNotFound | SpfErrorKind::RedirectNotFound => {
+            "SPFRecordNotFound"
+        }
         SpfErrorKind::MultipleRecords => "MultipleSPFRTXTRecords",
         SpfErrorKind::Syntax => "SPFSyntaxError",
         SpfErrorKind::TooManyLookups => "SPFTooManyDNSLookups",
@@ -184,8 +193,15 @@ fn spf_warning_code(w: &str) -> String {
             "spf_ptr"
         } else if inner.contains("mechanism points to") {
             "spf_void_lookup"
-        } else if let Some(d) = inner.strip_prefix("The domain ").and_then(|s| s.strip_suffix(" does not exist.")) {
-            if d == value { "spf_void_lookup" } else { "spf_mx_host_no_address" }
+        } else if let Some(d) = inner
+            .strip_prefix("The domain ")
+            .and_then(|s| s.strip_suffix(" does not exist."))
+        {
+            if d == value {
+                "spf_void_lookup"
+            } else {
+                "spf_mx_host_no_address"
+            }
         } else {
             "unmapped"
         }
@@ -211,7 +227,9 @@ fn spf_warning_code(w: &str) -> String {
         "spf_invalid_domain_spec"
     } else if w.starts_with("The redirect modifier was ignored") {
         "spf_redirect_ignored"
-    } else if w.starts_with("No TXT records at exp") || w.starts_with("Failed to get TXT records at exp") {
+    } else if w.starts_with("No TXT records at exp")
+        || w.starts_with("Failed to get TXT records at exp")
+    {
         "spf_exp_missing"
     } else if w.starts_with("Too many TXT records at exp") {
         "spf_exp_multiple"
@@ -222,7 +240,11 @@ fn spf_warning_code(w: &str) -> String {
     } else {
         "unmapped"
     };
-    if code == "unmapped" { format!("unmapped: {w}") } else { code.to_string() }
+    if code == "unmapped" {
+        format!("unmapped: {w}")
+    } else {
+        code.to_string()
+    }
 }
 
 /// checkdmarc's DMARC warning texts, mapped to our finding codes.
@@ -262,7 +284,11 @@ fn dmarc_warning_code(w: &str) -> String {
     } else {
         "unmapped"
     };
-    if code == "unmapped" { format!("unmapped: {w}") } else { code.to_string() }
+    if code == "unmapped" {
+        format!("unmapped: {w}")
+    } else {
+        code.to_string()
+    }
 }
 
 fn theirs(v: &Value, map: fn(&str) -> String) -> Summary {
@@ -284,20 +310,36 @@ fn checkdmarc_results() -> &'static Value {
         let mut args = vec![common::nsd().addr.to_string()];
         args.extend(DOMAINS.iter().map(|d| d.to_string()));
         let out = common::run_python("checkdmarc_golden.py", &args);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("checkdmarc output is not json ({e}): {out}"))
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("checkdmarc output is not json ({e}): {out}"))
     })
 }
 
-fn differences(domain: &str, check: &str, ours: &Summary, theirs: &Summary) -> Vec<(String, String, String, String, String)> {
+fn differences(
+    domain: &str,
+    check: &str,
+    ours: &Summary,
+    theirs: &Summary,
+) -> Vec<(String, String, String, String, String)> {
     let mut d = Vec::new();
     let mut push = |field: &str, a: String, b: String| {
         if a != b {
-            d.push((domain.to_string(), check.to_string(), field.to_string(), a, b));
+            d.push((
+                domain.to_string(),
+                check.to_string(),
+                field.to_string(),
+                a,
+                b,
+            ));
         }
     };
     push("valid", ours.valid.to_string(), theirs.valid.to_string());
     if !ours.valid && !theirs.valid {
-        push("error_class", format!("{:?}", ours.error_class), format!("{:?}", theirs.error_class));
+        push(
+            "error_class",
+            format!("{:?}", ours.error_class),
+            format!("{:?}", theirs.error_class),
+        );
     }
     if let (Some(a), Some(b)) = (ours.dns_lookups, theirs.dns_lookups) {
         push("dns_lookups", a.to_string(), b.to_string());
@@ -320,17 +362,32 @@ async fn spf_and_dmarc_agree_with_checkdmarc() {
     let mut table = BTreeMap::new();
     for domain in DOMAINS {
         let r = &reference["domains"][domain];
-        let spf = spf::check(&dns, domain).await.unwrap_or_else(|e| panic!("spf {domain}: {e}"));
-        let dmarc = dmarc::check(&dns, domain).await.unwrap_or_else(|e| panic!("dmarc {domain}: {e}"));
+        let spf = spf::check(&dns, domain)
+            .await
+            .unwrap_or_else(|e| panic!("spf {domain}: {e}"));
+        let dmarc = dmarc::check(&dns, domain)
+            .await
+            .unwrap_or_else(|e| panic!("dmarc {domain}: {e}"));
         let (os, ts) = (ours_spf(&spf), theirs(&r["spf"], spf_warning_code));
         let (od, td) = (ours_dmarc(&dmarc), theirs(&r["dmarc"], dmarc_warning_code));
-        table.insert(*domain, format!("spf ours={os:?} theirs={ts:?}\n    dmarc ours={od:?} theirs={td:?}"));
+        table.insert(
+            *domain,
+            format!("spf ours={os:?} theirs={ts:?}\n    dmarc ours={od:?} theirs={td:?}"),
+        );
         found.extend(differences(domain, "spf", &os, &ts));
         found.extend(differences(domain, "dmarc", &od, &td));
     }
     let expected: BTreeSet<_> = EXPECTED_DIFFERENCES
         .iter()
-        .map(|(a, b, c, d, e)| (a.to_string(), b.to_string(), c.to_string(), d.to_string(), e.to_string()))
+        .map(|(a, b, c, d, e)| {
+            (
+                a.to_string(),
+                b.to_string(),
+                c.to_string(),
+                d.to_string(),
+                e.to_string(),
+            )
+        })
         .collect();
     let unexpected: Vec<_> = found.difference(&expected).collect();
     let vanished: Vec<_> = expected.difference(&found).collect();
@@ -342,7 +399,11 @@ async fn spf_and_dmarc_agree_with_checkdmarc() {
         unexpected
             .iter()
             .chain(vanished.iter())
-            .map(|d| format!("  {}: {}", d.0, table.get(d.0.as_str()).cloned().unwrap_or_default()))
+            .map(|d| format!(
+                "  {}: {}",
+                d.0,
+                table.get(d.0.as_str()).cloned().unwrap_or_default()
+            ))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect::<Vec<_>>()
@@ -351,11 +412,15 @@ async fn spf_and_dmarc_agree_with_checkdmarc() {
 }
 
 async fn spf_of(domain: &str) -> SpfReport {
-    spf::check(&dns(), domain).await.unwrap_or_else(|e| panic!("spf {domain}: {e}"))
+    spf::check(&dns(), domain)
+        .await
+        .unwrap_or_else(|e| panic!("spf {domain}: {e}"))
 }
 
 async fn dmarc_of(domain: &str) -> DmarcReport {
-    dmarc::check(&dns(), domain).await.unwrap_or_else(|e| panic!("dmarc {domain}: {e}"))
+    dmarc::check(&dns(), domain)
+        .await
+        .unwrap_or_else(|e| panic!("dmarc {domain}: {e}"))
 }
 
 #[tokio::test]
@@ -364,7 +429,11 @@ async fn spf_lookup_limit_is_ten() {
     assert!(ten.is_valid(), "{ten:?}");
     assert_eq!(ten.dns_lookups, 10);
     let eleven = spf_of("spf-11.test").await;
-    assert_eq!(eleven.error.as_ref().map(|e| e.kind), Some(SpfErrorKind::TooManyLookups), "{eleven:?}");
+    assert_eq!(
+        eleven.error.as_ref().map(|e| e.kind),
+        Some(SpfErrorKind::TooManyLookups),
+        "{eleven:?}"
+    );
     assert_eq!(eleven.dns_lookups, 11);
     assert!(eleven.error.unwrap().message.contains("11 DNS lookups"));
 }
@@ -375,34 +444,66 @@ async fn spf_void_lookup_limit_is_two() {
     assert!(two.is_valid(), "{two:?}");
     assert_eq!(two.void_lookups, 2);
     let three = spf_of("spf-void3.test").await;
-    assert_eq!(three.error.map(|e| e.kind), Some(SpfErrorKind::TooManyVoidLookups));
+    assert_eq!(
+        three.error.map(|e| e.kind),
+        Some(SpfErrorKind::TooManyVoidLookups)
+    );
     assert_eq!(three.void_lookups, 3);
 }
 
 #[tokio::test]
 async fn spf_loops_multiple_records_and_syntax() {
-    assert_eq!(spf_of("spf-loop.test").await.error.map(|e| e.kind), Some(SpfErrorKind::IncludeLoop));
-    assert_eq!(spf_of("spf-redirloop.test").await.error.map(|e| e.kind), Some(SpfErrorKind::RedirectLoop));
-    assert_eq!(spf_of("spf-two.test").await.error.map(|e| e.kind), Some(SpfErrorKind::MultipleRecords));
+    assert_eq!(
+        spf_of("spf-loop.test").await.error.map(|e| e.kind),
+        Some(SpfErrorKind::IncludeLoop)
+    );
+    assert_eq!(
+        spf_of("spf-redirloop.test").await.error.map(|e| e.kind),
+        Some(SpfErrorKind::RedirectLoop)
+    );
+    assert_eq!(
+        spf_of("spf-two.test").await.error.map(|e| e.kind),
+        Some(SpfErrorKind::MultipleRecords)
+    );
     let syntax = spf_of("spf-syntax.test").await.error.expect("syntax error");
     assert_eq!(syntax.kind, SpfErrorKind::Syntax);
     assert!(syntax.message.contains("position 20"), "{}", syntax.message);
     let split = spf_of("spf-split.test").await;
-    assert_eq!(split.record.as_deref(), Some("v=spf1 include:_spf.provider.test -all"));
+    assert_eq!(
+        split.record.as_deref(),
+        Some("v=spf1 include:_spf.provider.test -all")
+    );
     assert_eq!(split.dns_lookups, 1);
 }
 
 #[tokio::test]
 async fn spf_flags_permissive_endings_and_ptr() {
-    assert!(spf_of("spf-plusall.test").await.findings.has("spf_all_pass"));
-    assert!(spf_of("spf-neutral.test").await.findings.has("spf_all_neutral"));
+    assert!(
+        spf_of("spf-plusall.test")
+            .await
+            .findings
+            .has("spf_all_pass")
+    );
+    assert!(
+        spf_of("spf-neutral.test")
+            .await
+            .findings
+            .has("spf_all_neutral")
+    );
     assert!(spf_of("spf-noall.test").await.findings.has("spf_no_all"));
     assert!(spf_of("spf-ptr.test").await.findings.has("spf_ptr"));
     let ok = spf_of("spf-ok.test").await;
-    assert_eq!(ok.findings.verdict(), funnelgate_core::ProbeStatus::Pass, "{ok:?}");
+    assert_eq!(
+        ok.findings.verdict(),
+        funnelgate_core::ProbeStatus::Pass,
+        "{ok:?}"
+    );
     let redirected = spf_of("spf-redirect.test").await;
     assert_eq!(redirected.all, Some(spf::Qualifier::Fail));
-    assert_eq!(spf_of("spf-cname.test").await.record.as_deref(), Some("v=spf1 ip4:192.0.2.1 -all"));
+    assert_eq!(
+        spf_of("spf-cname.test").await.record.as_deref(),
+        Some("v=spf1 ip4:192.0.2.1 -all")
+    );
 }
 
 #[tokio::test]
@@ -410,26 +511,57 @@ async fn dmarc_policies_and_dmarcbis_tags() {
     let ok = dmarc_of("dmarc-ok.test").await;
     assert_eq!(ok.policy, Some(dmarc::Policy::Reject));
     assert!(ok.findings.0.is_empty(), "{ok:?}");
-    assert!(dmarc_of("dmarc-none.test").await.findings.has("dmarc_p_none"));
+    assert!(
+        dmarc_of("dmarc-none.test")
+            .await
+            .findings
+            .has("dmarc_p_none")
+    );
     let nop = dmarc_of("dmarc-nop.test").await;
     assert_eq!(nop.policy, Some(dmarc::Policy::None));
     assert!(nop.findings.has("dmarc_p_missing"));
-    assert_eq!(dmarc_of("dmarc-badp.test").await.error.map(|e| e.kind), Some(DmarcErrorKind::InvalidTagValue));
+    assert_eq!(
+        dmarc_of("dmarc-badp.test").await.error.map(|e| e.kind),
+        Some(DmarcErrorKind::InvalidTagValue)
+    );
     let removed = dmarc_of("dmarc-removed.test").await;
-    assert_eq!(removed.findings.codes().iter().filter(|c| **c == "dmarc_removed_tag").count(), 3);
+    assert_eq!(
+        removed
+            .findings
+            .codes()
+            .iter()
+            .filter(|c| **c == "dmarc_removed_tag")
+            .count(),
+        3
+    );
     let bis = dmarc_of("dmarc-bis.test").await;
     assert!(bis.findings.0.is_empty(), "{bis:?}");
     assert_eq!(bis.tags["np"], "reject");
-    assert!(dmarc_of("dmarc-testmode.test").await.findings.has("dmarc_test_mode"));
+    assert!(
+        dmarc_of("dmarc-testmode.test")
+            .await
+            .findings
+            .has("dmarc_test_mode")
+    );
 }
 
 #[tokio::test]
 async fn dmarc_external_report_destinations() {
     assert!(dmarc_of("dmarc-ext.test").await.findings.0.is_empty());
-    assert!(dmarc_of("dmarc-extnoauth.test").await.findings.has("dmarc_uri_unverified"));
+    assert!(
+        dmarc_of("dmarc-extnoauth.test")
+            .await
+            .findings
+            .has("dmarc_uri_unverified")
+    );
     assert!(dmarc_of("dmarc-extwild.test").await.findings.0.is_empty());
     assert!(dmarc_of("dmarc-subrua.test").await.findings.0.is_empty());
-    assert!(dmarc_of("dmarc-ruanomx.test").await.findings.has("dmarc_uri_no_mx"));
+    assert!(
+        dmarc_of("dmarc-ruanomx.test")
+            .await
+            .findings
+            .has("dmarc_uri_no_mx")
+    );
 }
 
 #[tokio::test]
@@ -443,5 +575,345 @@ async fn dmarc_falls_back_to_the_organisational_domain() {
     assert_eq!(psd.location.as_deref(), Some("psd-parent.test"));
     assert!(psd.findings.has("dmarc_psd_org_missing"));
     let missing = dmarc_of("dmarc-missing.test").await;
-    assert_eq!(missing.error.map(|e| e.kind), Some(DmarcErrorKind::NotFound));
+    assert_eq!(
+        missing.error.map(|e| e.kind),
+        Some(DmarcErrorKind::NotFound)
+    );
+}
+
+// ------------------------------------------------------------------ probes, end to end
+
+use funnelgate_checker_esp::kinds;
+use funnelgate_checker_sdk::ProbeFactory;
+use funnelgate_core::{Measurement, ProbeStatus};
+
+async fn run(factory: &dyn ProbeFactory, mut params: Value) -> Measurement {
+    params["nameservers"] = serde_json::json!(common::nsd().nameservers());
+    let probe = factory
+        .build(&params)
+        .unwrap_or_else(|e| panic!("{} {params}: {e}", factory.kind()));
+    let ctx = common::ctx(factory.kind(), params.clone());
+    probe
+        .run(&ctx)
+        .await
+        .unwrap_or_else(|e| panic!("{} {params}: {e}", factory.kind()))
+}
+
+fn codes(m: &Measurement) -> String {
+    m.evidence.get("findings").cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn spf_and_dmarc_probes_report_for_marketers() {
+    let m = run(
+        &kinds::spf_factory(),
+        serde_json::json!({"domain": "spf-11.test"}),
+    )
+    .await;
+    assert_eq!(m.verdict, Some(ProbeStatus::Fail));
+    assert_eq!(m.value, Some(11.0));
+    assert_eq!(m.evidence["dns_lookups"], "11/10");
+    assert!(
+        m.message.contains("more than the 10 receivers allow"),
+        "{}",
+        m.message
+    );
+    let m = run(
+        &kinds::spf_factory(),
+        serde_json::json!({"domain": "spf-ok.test"}),
+    )
+    .await;
+    assert_eq!(m.verdict, Some(ProbeStatus::Pass), "{m:?}");
+    assert_eq!(m.evidence["all"], "~all (softfail)");
+    let m = run(
+        &kinds::spf_factory(),
+        serde_json::json!({"domain": "spf-plusall.test"}),
+    )
+    .await;
+    assert_eq!(m.verdict, Some(ProbeStatus::Warn));
+    let m = run(
+        &kinds::dmarc_factory(),
+        serde_json::json!({"domain": "dmarc-none.test"}),
+    )
+    .await;
+    assert_eq!((m.verdict, m.value), (Some(ProbeStatus::Warn), Some(0.0)));
+    assert!(m.message.contains("p=none"), "{}", m.message);
+    let m = run(
+        &kinds::dmarc_factory(),
+        serde_json::json!({"domain": "dmarc-ok.test"}),
+    )
+    .await;
+    assert_eq!((m.verdict, m.value), (Some(ProbeStatus::Pass), Some(2.0)));
+    let m = run(
+        &kinds::dmarc_factory(),
+        serde_json::json!({"domain": "dmarc-missing.test"}),
+    )
+    .await;
+    assert_eq!((m.verdict, m.value), (Some(ProbeStatus::Fail), None));
+}
+
+#[tokio::test]
+async fn dkim_key_lengths_are_measured_from_the_keys() {
+    let f = kinds::dkim_factory();
+    let cases: &[(&str, Option<f64>, ProbeStatus, &str)] = &[
+        ("s512", Some(512.0), ProbeStatus::Fail, "dkim_key_too_short"),
+        ("s1024", Some(1024.0), ProbeStatus::Warn, "dkim_key_weak"),
+        ("s2048", Some(2048.0), ProbeStatus::Pass, ""),
+        ("pkcs1", Some(1024.0), ProbeStatus::Warn, "dkim_key_weak"),
+        ("revoked", Some(0.0), ProbeStatus::Fail, "dkim_key_revoked"),
+        ("ed", Some(3072.0), ProbeStatus::Pass, "dkim_ed25519"),
+        ("testing", Some(2048.0), ProbeStatus::Warn, "dkim_testing"),
+        ("sha1", Some(2048.0), ProbeStatus::Warn, "dkim_sha1_only"),
+        (
+            "garbage",
+            Some(0.0),
+            ProbeStatus::Fail,
+            "dkim_key_undecodable",
+        ),
+        (
+            "badver",
+            Some(0.0),
+            ProbeStatus::Fail,
+            "dkim_invalid_record",
+        ),
+        ("nothere", Some(0.0), ProbeStatus::Fail, "dkim_key_missing"),
+        ("esp", Some(2048.0), ProbeStatus::Pass, ""),
+    ];
+    for (sel, value, status, code) in cases {
+        let m = run(
+            &f,
+            serde_json::json!({"domain": "dkim.test", "selectors": [sel]}),
+        )
+        .await;
+        assert_eq!(
+            (m.value, m.verdict),
+            (*value, Some(*status)),
+            "selector {sel}: {m:?}"
+        );
+        assert!(codes(&m).contains(code), "selector {sel}: {m:?}");
+    }
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "dkim.test", "selectors": ["s2048", "s1024"]}),
+    )
+    .await;
+    assert_eq!(m.value, Some(1024.0), "the weakest key counts");
+    assert_eq!(
+        m.evidence["selector.s2048"],
+        "rsa 2048 bits at s2048._domainkey.dkim.test"
+    );
+}
+
+#[tokio::test]
+async fn dkim_selectors_are_discovered_when_none_are_configured() {
+    let m = run(
+        &kinds::dkim_discovery_factory(),
+        serde_json::json!({"domain": "dkim-disc.test"}),
+    )
+    .await;
+    assert_eq!(m.value, Some(2.0), "{m:?}");
+    assert_eq!(
+        m.verdict,
+        Some(ProbeStatus::Warn),
+        "the 1024-bit selector1 key warns: {m:?}"
+    );
+    assert!(
+        m.evidence.contains_key("selector.google") && m.evidence.contains_key("selector.selector1")
+    );
+    let m = run(
+        &kinds::dkim_discovery_factory(),
+        serde_json::json!({"domain": "dkim.test", "extra_selectors": ["s2048"]}),
+    )
+    .await;
+    assert!(m.evidence.contains_key("selector.s2048"), "{m:?}");
+    let m = run(
+        &kinds::dkim_discovery_factory(),
+        serde_json::json!({"domain": "dkim-none.test"}),
+    )
+    .await;
+    assert_eq!((m.value, m.verdict), (Some(0.0), Some(ProbeStatus::Warn)));
+    let m = run(
+        &kinds::dkim_factory(),
+        serde_json::json!({"domain": "dkim-disc.test"}),
+    )
+    .await;
+    assert_eq!(
+        m.value,
+        Some(1024.0),
+        "dns.dkim without selectors discovers: {m:?}"
+    );
+    let m = run(
+        &kinds::dkim_factory(),
+        serde_json::json!({"domain": "dkim-none.test"}),
+    )
+    .await;
+    assert_eq!(m.verdict, Some(ProbeStatus::Fail));
+}
+
+#[tokio::test]
+async fn mx_records_and_null_mx() {
+    let f = kinds::mx_factory();
+    let m = run(&f, serde_json::json!({"domain": "mx-ok.test"})).await;
+    assert_eq!(
+        (m.value, m.verdict),
+        (Some(2.0), Some(ProbeStatus::Pass)),
+        "{m:?}"
+    );
+    assert_eq!(
+        m.evidence["mx.mx2.mx-ok.test"],
+        "preference 20 → 2001:db8::70"
+    );
+    let m = run(&f, serde_json::json!({"domain": "mx-null.test"})).await;
+    assert_eq!((m.value, m.verdict), (Some(0.0), Some(ProbeStatus::Fail)));
+    assert!(m.message.contains("null MX"), "{}", m.message);
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "mx-null.test", "allow_null_mx": true}),
+    )
+    .await;
+    assert_eq!(m.verdict, Some(ProbeStatus::Pass));
+    let m = run(&f, serde_json::json!({"domain": "mx-nullplus.test"})).await;
+    assert_eq!(m.verdict, Some(ProbeStatus::Warn));
+    assert!(codes(&m).contains("mx_null_with_others"));
+    let m = run(&f, serde_json::json!({"domain": "mx-none.test"})).await;
+    assert_eq!(m.verdict, Some(ProbeStatus::Warn));
+    assert!(codes(&m).contains("mx_implicit"));
+    for d in ["mx-noaddr.test", "mx-nx.test"] {
+        let m = run(&f, serde_json::json!({"domain": d})).await;
+        assert_eq!(m.verdict, Some(ProbeStatus::Fail), "{d}: {m:?}");
+        assert!(codes(&m).contains("mx_no_usable_host"));
+    }
+    let m = run(&f, serde_json::json!({"domain": "nothing-here.test"})).await;
+    assert!(codes(&m).contains("mx_domain_missing"));
+}
+
+async fn policy_server(body: &'static str, content_type: &'static str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new().route(
+        "/.well-known/mta-sts.txt",
+        axum::routing::get(move || async move {
+            ([(axum::http::header::CONTENT_TYPE, content_type)], body)
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/.well-known/mta-sts.txt")
+}
+
+#[tokio::test]
+async fn mta_sts_records_and_policies() {
+    let f = kinds::mta_sts_factory();
+    let good = policy_server("version: STSv1\r\nmode: enforce\r\nmx: mx1.mx-ok.test\r\nmx: *.mx-ok.test\r\nmax_age: 604800\r\n", "text/plain").await;
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "mx-ok.test", "policy_url": good}),
+    )
+    .await;
+    assert_eq!(
+        (m.value, m.verdict),
+        (Some(1.0), Some(ProbeStatus::Pass)),
+        "{m:?}"
+    );
+    let partial = policy_server(
+        "version: STSv1\nmode: enforce\nmx: mx1.mx-ok.test\nmax_age: 604800\n",
+        "text/plain; charset=utf-8",
+    )
+    .await;
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "mx-ok.test", "policy_url": partial}),
+    )
+    .await;
+    assert_eq!(m.verdict, Some(ProbeStatus::Fail), "{m:?}");
+    assert!(
+        m.message.contains("mx2.mx-ok.test is not covered"),
+        "{}",
+        m.message
+    );
+    let html = policy_server("<html>oops</html>", "text/html").await;
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "mx-ok.test", "policy_url": html}),
+    )
+    .await;
+    assert!(
+        codes(&m).contains("mta_sts_content_type") && codes(&m).contains("mta_sts_policy_invalid"),
+        "{m:?}"
+    );
+    let m = run(&f, serde_json::json!({"domain": "mx-ok.test", "policy_url": "http://127.0.0.1:9/.well-known/mta-sts.txt"})).await;
+    assert!(codes(&m).contains("mta_sts_policy_unavailable"), "{m:?}");
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "mx-ok.test", "fetch_policy": false}),
+    )
+    .await;
+    assert_eq!((m.value, m.verdict), (Some(1.0), Some(ProbeStatus::Pass)));
+    let m = run(&f, serde_json::json!({"domain": "mx-none.test"})).await;
+    assert_eq!(
+        (m.value, m.verdict),
+        (Some(0.0), Some(ProbeStatus::Warn)),
+        "missing MTA-STS is advisory"
+    );
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "mx-bad.test", "fetch_policy": false}),
+    )
+    .await;
+    assert!(codes(&m).contains("mta_sts_invalid"));
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "mx-two.test", "fetch_policy": false}),
+    )
+    .await;
+    assert!(codes(&m).contains("mta_sts_multiple"));
+}
+
+#[tokio::test]
+async fn tls_rpt_records() {
+    let f = kinds::tls_rpt_factory();
+    let m = run(&f, serde_json::json!({"domain": "mx-ok.test"})).await;
+    assert_eq!(
+        (m.value, m.verdict),
+        (Some(1.0), Some(ProbeStatus::Pass)),
+        "{m:?}"
+    );
+    let m = run(&f, serde_json::json!({"domain": "mx-bad.test"})).await;
+    assert_eq!((m.value, m.verdict), (Some(0.0), Some(ProbeStatus::Fail)));
+    let m = run(&f, serde_json::json!({"domain": "mx-none.test"})).await;
+    assert_eq!((m.value, m.verdict), (Some(0.0), Some(ProbeStatus::Warn)));
+}
+
+#[tokio::test]
+async fn bimi_needs_dmarc_enforcement() {
+    let f = kinds::bimi_factory();
+    let m = run(&f, serde_json::json!({"domain": "dmarc-ok.test"})).await;
+    assert_eq!(
+        (m.value, m.verdict),
+        (Some(1.0), Some(ProbeStatus::Pass)),
+        "{m:?}"
+    );
+    let m = run(&f, serde_json::json!({"domain": "dmarc-none.test"})).await;
+    assert_eq!((m.value, m.verdict), (Some(0.0), Some(ProbeStatus::Fail)));
+    assert!(
+        codes(&m).contains("bimi_dmarc_not_enforced") && codes(&m).contains("bimi_no_certificate"),
+        "{m:?}"
+    );
+    let m = run(&f, serde_json::json!({"domain": "bimi-pct.test"})).await;
+    assert!(m.message.contains("pct=50"), "{}", m.message);
+    let m = run(&f, serde_json::json!({"domain": "dmarc-removed.test"})).await;
+    assert!(codes(&m).contains("bimi_invalid"), "http logo: {m:?}");
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "dmarc-ok.test", "selector": "brand"}),
+    )
+    .await;
+    assert!(codes(&m).contains("bimi_declined"));
+    let m = run(&f, serde_json::json!({"domain": "mx-ok.test"})).await;
+    assert_eq!(
+        (m.value, m.verdict),
+        (Some(0.0), Some(ProbeStatus::Pass)),
+        "BIMI is optional"
+    );
 }

@@ -1,0 +1,110 @@
+//! Every esp probe kind passes the SDK's conformance checks, is registered, and has a reference
+//! page.
+
+#![allow(clippy::unwrap_used)]
+use funnelgate_checker_sdk::conformance::check_factory;
+use serde_json::{Value, json};
+
+/// Valid params per esp kind (vendor kinds are covered by their own tests).
+fn valid_params() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "dns.spf",
+            json!({"domain": "example.com", "nameservers": ["127.0.0.1:5353"]}),
+        ),
+        ("dns.dmarc", json!({"domain": "example.com"})),
+        (
+            "dns.dkim",
+            json!({"domain": "example.com", "selectors": ["s1", "s2"], "nameservers": ["::1"]}),
+        ),
+        (
+            "dns.dkim_discovery",
+            json!({"domain": "example.com", "extra_selectors": ["mycorp"]}),
+        ),
+        (
+            "dns.mx",
+            json!({"domain": "example.com", "allow_null_mx": false}),
+        ),
+        (
+            "dns.mta_sts",
+            json!({"domain": "example.com", "fetch_policy": true, "policy_url": "https://mta-sts.example.com/.well-known/mta-sts.txt"}),
+        ),
+        ("dns.tls_rpt", json!({"domain": "example.com"})),
+        (
+            "dns.bimi",
+            json!({"domain": "example.com", "selector": "default"}),
+        ),
+    ]
+}
+
+#[test]
+fn every_esp_kind_is_conformant() {
+    let registry = funnelgate_checker_esp::registry();
+    for (kind, params) in valid_params() {
+        let factory = registry
+            .get(kind)
+            .unwrap_or_else(|| panic!("kind `{kind}` is not registered"));
+        check_factory(factory.as_ref(), params);
+    }
+}
+
+#[test]
+fn the_registry_has_the_generic_and_esp_kinds() {
+    let registry = funnelgate_checker_esp::registry();
+    for kind in ["http", "sql", "prometheus"] {
+        assert!(
+            registry.get(kind).is_some(),
+            "generic kind `{kind}` missing"
+        );
+    }
+    let esp: Vec<&str> = registry
+        .kinds()
+        .map(|f| f.kind())
+        .filter(|k| k.starts_with("dns.") || k.starts_with("smtp.") || k.starts_with("email."))
+        .collect();
+    let expected: Vec<&str> = valid_params().iter().map(|(k, _)| *k).collect();
+    for k in &expected {
+        assert!(esp.contains(k), "`{k}` not registered: {esp:?}");
+    }
+    assert_eq!(
+        esp.len(),
+        expected.len(),
+        "a registered esp kind has no conformance params: {esp:?}"
+    );
+    assert_eq!(funnelgate_checker_esp::STAGE, "esp");
+}
+
+#[test]
+fn bad_values_are_params_errors() {
+    let registry = funnelgate_checker_esp::registry();
+    let cases = [
+        ("dns.spf", json!({"domain": "not a domain"})),
+        (
+            "dns.spf",
+            json!({"domain": "example.com", "nameservers": ["dns.google"]}),
+        ),
+        (
+            "dns.dkim",
+            json!({"domain": "example.com", "selectors": ["bad selector"]}),
+        ),
+        (
+            "dns.mta_sts",
+            json!({"domain": "example.com", "policy_url": "ftp://x"}),
+        ),
+    ];
+    for (kind, params) in cases {
+        let err = registry
+            .build(kind, &params)
+            .err()
+            .unwrap_or_else(|| panic!("{kind} {params} built"));
+        assert_eq!(
+            err.kind,
+            funnelgate_checker_sdk::ProbeErrorKind::InvalidParams,
+            "{kind} {params}: {err}"
+        );
+        assert!(
+            err.message.starts_with('`'),
+            "the message names the field: {err}"
+        );
+    }
+}
