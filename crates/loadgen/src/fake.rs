@@ -10,8 +10,14 @@ use funnelgate_proto::pb;
 use funnelgate_proto::pb::gate_service_server::{GateService, GateServiceServer};
 use funnelgate_proto::pb::stage_checker_server::{StageChecker, StageCheckerServer};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
+
+/// Accepted connections with TCP_NODELAY: `Server::tcp_nodelay` only applies to listeners tonic
+/// binds itself, and without it every small response waits for the peer's delayed ACK (~40 ms).
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
 
 /// The probe kind the fake checker serves.
 pub const FAKE_KIND: &str = "loadgen.constant";
@@ -87,7 +93,7 @@ pub async fn serve_checker(
         .add_service(StageCheckerServer::new(FakeChecker {
             stage: stage.to_string(),
         }))
-        .serve_with_incoming(TcpListenerStream::new(listener))
+        .serve_with_incoming(incoming(listener))
         .await
 }
 
@@ -170,6 +176,6 @@ pub async fn serve_baseline(
         .add_service(GateServiceServer::new(Baseline {
             canned: Arc::new(canned),
         }))
-        .serve_with_incoming(TcpListenerStream::new(listener))
+        .serve_with_incoming(incoming(listener))
         .await
 }
