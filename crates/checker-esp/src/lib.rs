@@ -11,6 +11,7 @@
 //! checker plugin.
 
 pub mod bimi;
+pub mod blocklist;
 pub mod dkim;
 pub mod dmarc;
 pub mod dns;
@@ -18,6 +19,7 @@ pub mod findings;
 pub mod kinds;
 pub mod mta_sts;
 pub mod mx;
+pub mod ptr;
 pub mod spf;
 pub mod vendors;
 
@@ -38,7 +40,10 @@ pub fn register(registry: &mut ProbeRegistry) {
         .register(kinds::mx_factory())
         .register(kinds::mta_sts_factory())
         .register(kinds::tls_rpt_factory())
-        .register(kinds::bimi_factory());
+        .register(kinds::bimi_factory())
+        .register(blocklist::ip_factory())
+        .register(blocklist::domain_factory())
+        .register(ptr::factory());
     vendors::register(registry);
 }
 

@@ -34,6 +34,18 @@ fn valid_params() -> Vec<(&'static str, Value)> {
             "dns.bimi",
             json!({"domain": "example.com", "selector": "default"}),
         ),
+        (
+            "dns.blocklist_ip",
+            json!({"ips": ["192.0.2.1", "2001:db8::1"], "zones": ["zen.spamhaus.org"], "test_lists": true}),
+        ),
+        (
+            "dns.blocklist_domain",
+            json!({"domains": ["example.com"], "zones": ["dbl.spamhaus.org"], "test_lists": false}),
+        ),
+        (
+            "dns.ptr",
+            json!({"ips": ["192.0.2.1"], "nameservers": ["127.0.0.1:5353"]}),
+        ),
     ]
 }
 
@@ -91,6 +103,14 @@ fn bad_values_are_params_errors() {
             "dns.mta_sts",
             json!({"domain": "example.com", "policy_url": "ftp://x"}),
         ),
+        ("dns.blocklist_ip", json!({"ips": ["not-an-ip"]})),
+        ("dns.blocklist_ip", json!({"ips": []})),
+        (
+            "dns.blocklist_ip",
+            json!({"ips": ["192.0.2.1"], "zones": []}),
+        ),
+        ("dns.blocklist_domain", json!({"domains": ["a b"]})),
+        ("dns.ptr", json!({"ips": ["300.1.1.1"]})),
     ];
     for (kind, params) in cases {
         let err = registry

@@ -917,3 +917,154 @@ async fn bimi_needs_dmarc_enforcement() {
         "BIMI is optional"
     );
 }
+
+#[tokio::test]
+async fn sending_ips_on_ip_blocklists() {
+    let f = funnelgate_checker_esp::blocklist::ip_factory();
+    let lists = serde_json::json!(["zen.bl.test", "clean.bl.test"]);
+    let m = run(
+        &f,
+        serde_json::json!({"ips": ["203.0.113.10", "203.0.113.11"], "zones": lists}),
+    )
+    .await;
+    assert_eq!(
+        (m.value, m.verdict),
+        (Some(1.0), Some(ProbeStatus::Fail)),
+        "{m:?}"
+    );
+    assert_eq!(
+        m.evidence["listed.203.0.113.10.zen.bl.test"],
+        "127.0.0.4 (listed: https://bl.test/lookup?ip=203.0.113.10)"
+    );
+    assert!(
+        m.message
+            .contains("203.0.113.10 is listed on zen.bl.test (return code 127.0.0.4)"),
+        "{}",
+        m.message
+    );
+    assert_eq!(m.evidence["list.clean.bl.test"], "answered");
+    let m = run(
+        &f,
+        serde_json::json!({"ips": ["203.0.113.11", "2001:db8::25"], "zones": lists}),
+    )
+    .await;
+    assert_eq!(
+        (m.value, m.verdict),
+        (Some(0.0), Some(ProbeStatus::Pass)),
+        "{m:?}"
+    );
+    // a refusal code is not a listing
+    let m = run(
+        &f,
+        serde_json::json!({"ips": ["203.0.113.99"], "zones": lists}),
+    )
+    .await;
+    assert_eq!(
+        (m.value, m.verdict),
+        (Some(0.0), Some(ProbeStatus::Warn)),
+        "{m:?}"
+    );
+    assert!(codes(&m).contains("blocklist_refused"));
+    // lists failing their RFC 5782 test entries are reported and not trusted
+    let m = run(&f, serde_json::json!({"ips": ["203.0.113.11"], "zones": ["zen.bl.test", "broken.bl.test", "silent.bl.test"]})).await;
+    assert_eq!(
+        (m.value, m.verdict),
+        (Some(0.0), Some(ProbeStatus::Warn)),
+        "{m:?}"
+    );
+    assert!(
+        m.evidence["list.broken.bl.test"].contains("lists 127.0.0.1"),
+        "{m:?}"
+    );
+    assert!(
+        m.evidence["list.silent.bl.test"].contains("does not list its RFC 5782 test entry"),
+        "{m:?}"
+    );
+    // without the test the wildcard list "lists" everything
+    let m = run(&f, serde_json::json!({"ips": ["203.0.113.11"], "zones": ["broken.bl.test"], "test_lists": false})).await;
+    assert_eq!(m.value, Some(1.0));
+    // nothing usable: the probe cannot measure
+    let params = serde_json::json!({"ips": ["203.0.113.11"], "zones": ["silent.bl.test"], "nameservers": common::nsd().nameservers()});
+    let probe = f.build(&params).unwrap();
+    let err = probe.run(&common::ctx(f.kind(), params)).await.unwrap_err();
+    assert!(
+        err.message.contains("no blocklist gave a usable answer"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn sending_and_link_domains_on_domain_blocklists() {
+    let f = funnelgate_checker_esp::blocklist::domain_factory();
+    let m = run(&f, serde_json::json!({"domains": ["spammy.test", "dmarc-ok.test"], "zones": ["dbl.bl.test", "uri.bl.test"]})).await;
+    assert_eq!(
+        (m.value, m.verdict),
+        (Some(1.0), Some(ProbeStatus::Fail)),
+        "{m:?}"
+    );
+    assert_eq!(
+        m.evidence["listed.spammy.test.dbl.bl.test"],
+        "127.0.1.2 (spam domain (test))"
+    );
+    let m = run(
+        &f,
+        serde_json::json!({"domains": ["dmarc-ok.test"], "zones": ["dbl.bl.test"]}),
+    )
+    .await;
+    assert_eq!(
+        (m.value, m.verdict),
+        (Some(0.0), Some(ProbeStatus::Pass)),
+        "{m:?}"
+    );
+}
+
+#[tokio::test]
+async fn reverse_dns_must_be_forward_confirmed() {
+    let f = funnelgate_checker_esp::ptr::factory();
+    let m = run(
+        &f,
+        serde_json::json!({"ips": ["203.0.113.10", "2001:db8::25"]}),
+    )
+    .await;
+    assert_eq!(
+        (m.value, m.verdict),
+        (Some(0.0), Some(ProbeStatus::Pass)),
+        "{m:?}"
+    );
+    assert_eq!(
+        m.evidence["ptr.203.0.113.10"],
+        "mail.ptr.test (forward-confirmed)"
+    );
+    assert_eq!(
+        m.evidence["ptr.2001:db8::25"],
+        "v6.ptr.test (forward-confirmed)"
+    );
+    let cases = [
+        ("203.0.113.11", "ptr_not_confirmed"),
+        ("203.0.113.12", "ptr_missing"),
+        ("203.0.113.14", "ptr_not_confirmed"),
+    ];
+    for (ip, code) in cases {
+        let m = run(&f, serde_json::json!({"ips": [ip]})).await;
+        assert_eq!(
+            (m.value, m.verdict),
+            (Some(1.0), Some(ProbeStatus::Fail)),
+            "{ip}: {m:?}"
+        );
+        assert!(codes(&m).contains(code), "{ip}: {m:?}");
+    }
+    let m = run(&f, serde_json::json!({"ips": ["203.0.113.13"]})).await;
+    assert_eq!(
+        (m.value, m.verdict),
+        (Some(0.0), Some(ProbeStatus::Warn)),
+        "{m:?}"
+    );
+    assert!(codes(&m).contains("ptr_generic"));
+    let m = run(
+        &f,
+        serde_json::json!({"ips": ["203.0.113.10", "203.0.113.12"]}),
+    )
+    .await;
+    assert_eq!(m.value, Some(1.0));
+    assert!(m.message.contains("1 of 2 sending IP(s)"), "{}", m.message);
+}

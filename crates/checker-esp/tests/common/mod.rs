@@ -82,11 +82,20 @@ fn free_port() -> Result<u16, String> {
 }
 
 fn start_nsd() -> Result<Nsd, String> {
-    let bin = std::env::var_os("FUNNELGATE_NSD").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/sbin/nsd"));
+    let bin = std::env::var_os("FUNNELGATE_NSD")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/sbin/nsd"));
     if !bin.exists() {
-        return Err(format!("{} not found: install the Debian package nsd (or set FUNNELGATE_NSD)", bin.display()));
+        return Err(format!(
+            "{} not found: install the Debian package nsd (or set FUNNELGATE_NSD)",
+            bin.display()
+        ));
     }
-    let dir = tempfile::Builder::new().prefix("fg-esp-nsd-").tempdir().map_err(|e| e.to_string())?.keep();
+    let dir = tempfile::Builder::new()
+        .prefix("fg-esp-nsd-")
+        .tempdir()
+        .map_err(|e| e.to_string())?
+        .keep();
     let zones = crate_dir().join("tests/zones");
     let port = free_port()?;
     let conf = format!(
@@ -113,6 +122,9 @@ zone:
 zone:
     name: "113.0.203.in-addr.arpa"
     zonefile: "{zones}/113.0.203.in-addr.arpa.zone"
+zone:
+    name: "8.b.d.0.1.0.0.2.ip6.arpa"
+    zonefile: "{zones}/8.b.d.0.1.0.0.2.ip6.arpa.zone"
 "#,
         dir = dir.display(),
         zones = zones.display()
@@ -136,7 +148,10 @@ zone:
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if soa_answers(addr) {
-            return Ok(Nsd { addr, _guard: Mutex::new(child) });
+            return Ok(Nsd {
+                addr,
+                _guard: Mutex::new(child),
+            });
         }
         if let Ok(Some(status)) = child.try_wait() {
             let out = std::fs::read_to_string(dir.join("nsd.out")).unwrap_or_default();
@@ -145,12 +160,16 @@ zone:
     }
     let out = std::fs::read_to_string(dir.join("nsd.out")).unwrap_or_default();
     let _ = child.stdin.take().map(|mut s| s.write_all(b"stop\n"));
-    Err(format!("nsd did not answer a SOA query for test. within 20s: {out}"))
+    Err(format!(
+        "nsd did not answer a SOA query for test. within 20s: {out}"
+    ))
 }
 
 /// Send one `test. SOA` query; true when an answer with records comes back.
 fn soa_answers(addr: SocketAddr) -> bool {
-    let Ok(sock) = UdpSocket::bind("127.0.0.1:0") else { return false };
+    let Ok(sock) = UdpSocket::bind("127.0.0.1:0") else {
+        return false;
+    };
     let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
     let mut q = vec![0x46, 0x47, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
     q.extend_from_slice(&[4, b't', b'e', b's', b't', 0, 0, 6, 0, 1]);
@@ -159,7 +178,13 @@ fn soa_answers(addr: SocketAddr) -> bool {
     }
     let mut buf = [0u8; 512];
     match sock.recv_from(&mut buf) {
-        Ok((n, _)) => n > 12 && buf[0] == 0x46 && buf[1] == 0x47 && (buf[3] & 0x0f) == 0 && (buf[6] != 0 || buf[7] != 0),
+        Ok((n, _)) => {
+            n > 12
+                && buf[0] == 0x46
+                && buf[1] == 0x47
+                && (buf[3] & 0x0f) == 0
+                && (buf[6] != 0 || buf[7] != 0)
+        }
         Err(_) => false,
     }
 }
@@ -169,7 +194,11 @@ pub fn ctx(kind: &str, params: serde_json::Value) -> ProbeContext {
     let mut spec = ProbeSpec::new(format!("test-{}", kind.replace('.', "-")), kind);
     spec.params = params;
     let http = funnelgate_checker_sdk::default_http_client().expect("http client builds");
-    ProbeContext { spec: Arc::new(spec), secrets: SecretStore::default(), http }
+    ProbeContext {
+        spec: Arc::new(spec),
+        secrets: SecretStore::default(),
+        http,
+    }
 }
 
 /// Run a Python script from `tests/support/` with the venv's interpreter; stdout on success.
