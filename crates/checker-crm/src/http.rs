@@ -17,6 +17,8 @@ pub struct CallError {
     pub status: Option<u16>,
     /// The user-readable error.
     pub error: ProbeError,
+    /// The start of the vendor's error body (for vendor-specific codes), empty otherwise.
+    pub body: String,
 }
 
 impl CallError {
@@ -37,6 +39,7 @@ impl From<ProbeError> for CallError {
         CallError {
             status: None,
             error,
+            body: String::new(),
         }
     }
 }
@@ -90,6 +93,7 @@ pub async fn call<T: DeserializeOwned>(
         return Err(CallError {
             status: Some(status),
             error,
+            body: text,
         });
     }
     if bytes.is_empty() {

@@ -20,6 +20,7 @@ pub mod hubspot;
 pub mod kinds;
 pub mod measure;
 pub mod params;
+pub mod salesforce;
 pub mod time;
 pub mod warehouse;
 
@@ -39,6 +40,7 @@ pub const VENDORS: [&str; 4] = ["hubspot", "salesforce", "pipedrive", "warehouse
 pub fn kind_docs() -> Vec<KindDoc> {
     let mut all = Vec::new();
     all.extend(hubspot::KINDS);
+    all.extend(salesforce::KINDS);
     all.extend(warehouse::KINDS);
     all
 }
@@ -53,6 +55,7 @@ pub fn omissions() -> Vec<Omission> {
 /// Register the CRM kinds.
 pub fn register(registry: &mut ProbeRegistry) {
     hubspot::register(registry);
+    salesforce::register(registry);
     warehouse::register(registry);
 }
 

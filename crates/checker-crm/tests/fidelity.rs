@@ -10,6 +10,7 @@ mod support;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use serde_json::json;
 use support::hubspot::{
     HubSpotMock, HubState, Obj, TOKEN, missing_scope, pipeline, rate_limited, stage,
     standard_properties,
@@ -57,6 +58,8 @@ async fn run_script(args: &[String]) {
     );
     println!("{stdout}");
 }
+
+use support::salesforce::{Answer, SESSION, SalesforceMock, SfState, describe, record};
 
 fn hubspot_state() -> HubState {
     let mut objects = HashMap::new();
@@ -154,4 +157,62 @@ async fn hubspot_api_client_parses_the_local_hubspot() {
         "{}",
         search.body
     );
+}
+
+#[tokio::test]
+async fn simple_salesforce_parses_the_local_salesforce() {
+    support::init();
+    let leads: Vec<serde_json::Value> = (1..=5)
+        .map(|i| {
+            record(
+                "Lead",
+                &format!("00Q00000000000{i}"),
+                json!({ "Email": format!("p{i}@acme.io") }),
+            )
+        })
+        .collect();
+    let mut state = SfState::default()
+        .on(&["SELECT COUNT() FROM Lead"], Answer::Count(5))
+        .on(&["SELECT Id, Email FROM Lead"], Answer::Records(leads));
+    state.page_size = 2;
+    state.describes.insert(
+        "Lead".into(),
+        describe(
+            "Lead",
+            &[
+                ("Email", "email", &[]),
+                ("LeadSource", "picklist", &["Web"]),
+            ],
+        ),
+    );
+    state.describes.insert(
+        "Opportunity".into(),
+        describe("Opportunity", &[("Amount", "currency", &[])]),
+    );
+    let m = SalesforceMock::start(state).await;
+    run_script(&[
+        "--salesforce".into(),
+        m.base(),
+        "--salesforce-session".into(),
+        SESSION.into(),
+        "--salesforce-version".into(),
+        "60.0".into(),
+    ])
+    .await;
+    // simple-salesforce pinned the same version the probes pin, and sent the session as Bearer.
+    let log = m.log();
+    assert!(
+        log.iter()
+            .all(|r| r.path.starts_with("/services/data/v60.0/")),
+        "{:?}",
+        log.iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+    assert!(
+        log.iter()
+            .any(|r| r.path.starts_with("/services/data/v60.0/query/01g")),
+        "query_all followed nextRecordsUrl"
+    );
+    assert!(log.iter().any(
+        |r| r.header("authorization").as_deref() == Some(format!("Bearer {SESSION}").as_str())
+    ));
 }

@@ -145,13 +145,31 @@ def hubspot_checks(base, token):
 
 
 def salesforce_checks(base, session, version):
+    import requests
+    from requests.adapters import HTTPAdapter
     from simple_salesforce import Salesforce
     from simple_salesforce.exceptions import (
         SalesforceExpiredSession,
         SalesforceResourceNotFound,
     )
 
-    sf = Salesforce(instance_url=base, session_id=session, version=version)
+    class PlainHttp(HTTPAdapter):
+        """simple-salesforce always builds https:// URLs from the instance; the local server
+        speaks plain http on loopback. Only the transport changes: the client builds and parses
+        everything itself."""
+
+        def send(self, request, **kwargs):
+            request.url = "http://" + request.url[len("https://"):]
+            return super().send(request, **kwargs)
+
+    host = base.split("://", 1)[1].rstrip("/")
+    http = requests.Session()
+    http.mount(f"https://{host}", PlainHttp())
+
+    def client(session_id):
+        return Salesforce(instance_url=f"https://{host}", session_id=session_id, version=version, session=http)
+
+    sf = client(session)
 
     def limits():
         r = sf.limits()
@@ -173,7 +191,7 @@ def salesforce_checks(base, session, version):
 
     def error_replies():
         try:
-            Salesforce(instance_url=base, session_id="expired", version=version).limits()
+            client("expired").limits()
             raise AssertionError("expired session accepted")
         except SalesforceExpiredSession:
             pass
