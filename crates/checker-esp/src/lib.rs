@@ -20,6 +20,7 @@ pub mod kinds;
 pub mod mta_sts;
 pub mod mx;
 pub mod ptr;
+pub mod smtp;
 pub mod spf;
 pub mod vendors;
 
@@ -43,7 +44,8 @@ pub fn register(registry: &mut ProbeRegistry) {
         .register(kinds::bimi_factory())
         .register(blocklist::ip_factory())
         .register(blocklist::domain_factory())
-        .register(ptr::factory());
+        .register(ptr::factory())
+        .register(smtp::factory());
     vendors::register(registry);
 }
 

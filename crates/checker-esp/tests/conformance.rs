@@ -46,6 +46,11 @@ fn valid_params() -> Vec<(&'static str, Value)> {
             "dns.ptr",
             json!({"ips": ["192.0.2.1"], "nameservers": ["127.0.0.1:5353"]}),
         ),
+        (
+            "smtp.starttls",
+            json!({"domain": "example.com", "hosts": ["mx.example.com:2525"], "port": 25, "ehlo_name": "check.example.com",
+                   "ca_file": "/etc/ssl/certs/ca.pem", "tls_server_name": "mx.example.com", "require_starttls": true}),
+        ),
     ]
 }
 
@@ -111,6 +116,12 @@ fn bad_values_are_params_errors() {
         ),
         ("dns.blocklist_domain", json!({"domains": ["a b"]})),
         ("dns.ptr", json!({"ips": ["300.1.1.1"]})),
+        ("smtp.starttls", json!({})),
+        ("smtp.starttls", json!({"hosts": ["mx:notaport"]})),
+        (
+            "smtp.starttls",
+            json!({"domain": "example.com", "ehlo_name": "two words"}),
+        ),
     ];
     for (kind, params) in cases {
         let err = registry
