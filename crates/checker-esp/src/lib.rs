@@ -22,6 +22,7 @@ pub mod mx;
 pub mod ptr;
 pub mod smtp;
 pub mod spf;
+pub mod unsubscribe;
 pub mod vendors;
 
 use funnelgate_checker_sdk::ProbeRegistry;
@@ -45,7 +46,8 @@ pub fn register(registry: &mut ProbeRegistry) {
         .register(blocklist::ip_factory())
         .register(blocklist::domain_factory())
         .register(ptr::factory())
-        .register(smtp::factory());
+        .register(smtp::factory())
+        .register(unsubscribe::factory());
     vendors::register(registry);
 }
 

@@ -51,6 +51,10 @@ fn valid_params() -> Vec<(&'static str, Value)> {
             json!({"domain": "example.com", "hosts": ["mx.example.com:2525"], "port": 25, "ehlo_name": "check.example.com",
                    "ca_file": "/etc/ssl/certs/ca.pem", "tls_server_name": "mx.example.com", "require_starttls": true}),
         ),
+        (
+            "email.one_click_unsubscribe",
+            json!({"eml_path": "/var/lib/funnelgate/sample.eml", "require_dkim_coverage": true}),
+        ),
     ]
 }
 
@@ -117,6 +121,7 @@ fn bad_values_are_params_errors() {
         ("dns.blocklist_domain", json!({"domains": ["a b"]})),
         ("dns.ptr", json!({"ips": ["300.1.1.1"]})),
         ("smtp.starttls", json!({})),
+        ("email.one_click_unsubscribe", json!({"eml_path": " "})),
         ("smtp.starttls", json!({"hosts": ["mx:notaport"]})),
         (
             "smtp.starttls",
