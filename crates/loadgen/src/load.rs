@@ -141,6 +141,9 @@ pub struct FanoutResult {
     pub missed: u64,
     /// How long it took to open every stream and receive the first decision.
     pub connect_time: Duration,
+    /// How long the triggering SetOverride/ClearOverride call took (µs): the change is stored
+    /// in the ledger before it is published, so this bounds the fastest delivery from below.
+    pub trigger: Histogram<u64>,
 }
 
 /// Open `subscribers` WatchGate streams over `connections` channels; then `rounds` times toggle an
@@ -211,6 +214,7 @@ pub async fn fanout(
     let mut control = GateServiceClient::new(channel(url).await?);
     let mut latency = histogram()?;
     let mut missed = 0u64;
+    let mut trigger = histogram()?;
     let mut current = state[0].unwrap_or(false);
     for round in 0..rounds {
         let want = !current;
@@ -234,6 +238,7 @@ pub async fn fanout(
                 .await
                 .context("clearing the override that triggers a change")?;
         }
+        trigger.saturating_record(t0.elapsed().as_micros() as u64);
         let mut got = vec![false; subscribers];
         let mut n = 0;
         let deadline = t0 + round_timeout;
@@ -271,5 +276,6 @@ pub async fn fanout(
         latency,
         missed,
         connect_time,
+        trigger,
     })
 }
