@@ -20,6 +20,7 @@ pub mod hubspot;
 pub mod kinds;
 pub mod measure;
 pub mod params;
+pub mod pipedrive;
 pub mod salesforce;
 pub mod time;
 pub mod warehouse;
@@ -41,6 +42,7 @@ pub fn kind_docs() -> Vec<KindDoc> {
     let mut all = Vec::new();
     all.extend(hubspot::KINDS);
     all.extend(salesforce::KINDS);
+    all.extend(pipedrive::KINDS);
     all.extend(warehouse::KINDS);
     all
 }
@@ -48,6 +50,7 @@ pub fn kind_docs() -> Vec<KindDoc> {
 /// Measures a vendor's API cannot answer, with the reason (also in `docs/probes/crm/README.md`).
 pub fn omissions() -> Vec<Omission> {
     let mut all = Vec::new();
+    all.extend(pipedrive::OMISSIONS);
     all.extend(warehouse::OMISSIONS);
     all
 }
@@ -56,6 +59,7 @@ pub fn omissions() -> Vec<Omission> {
 pub fn register(registry: &mut ProbeRegistry) {
     hubspot::register(registry);
     salesforce::register(registry);
+    pipedrive::register(registry);
     warehouse::register(registry);
 }
 

@@ -16,6 +16,8 @@ fn valid_params(kind: &str) -> Value {
     let f = reg.get(kind).unwrap();
     let seed = if kind.starts_with("warehouse.") {
         json!({ "url": "postgres://reader@db.internal:5432/crm", "tables": { "contacts": "crm.contacts" }, "columns": { "contacts.created_at": "createdate" } })
+    } else if kind == "pipedrive.owner_assignment" {
+        json!({ "unassigned_owner_ids": ["1"] })
     } else if kind.starts_with("salesforce.") {
         json!({ "instance_url": "https://acme.my.salesforce.com" })
     } else {

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod hubspot;
+pub mod pipedrive;
 pub mod salesforce;
 
 use std::collections::BTreeMap;
