@@ -1,8 +1,10 @@
 //! The gate decision: what the coordinator serves for each funnel.
 
 use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::model::{ProbeResult, ProbeStatus};
 use crate::policy::OnUnknown;
@@ -222,8 +224,115 @@ pub struct StageSummary {
     /// One line: why the stage has its health.
     pub summary: String,
     /// Every probe result of the last report (full view).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub probes: Vec<ProbeResult>,
+    #[serde(default, skip_serializing_if = "ProbeList::is_empty")]
+    pub probes: ProbeList,
+}
+
+/// An immutable, shared list of probe results: what a [`StageSummary`] shows in the full view.
+///
+/// Every decision repeats the probe results of every stage, and a funnel is re-decided far more
+/// often than its reports change; sharing the list makes a new decision cost a reference count
+/// per stage instead of a copy of every result. It reads like a slice (`iter`, `len`, indexing),
+/// collects from an iterator, converts from and into a `Vec`, and (de)serialises as a plain
+/// sequence.
+#[derive(Clone, Default, PartialEq)]
+pub struct ProbeList(Arc<Vec<ProbeResult>>);
+
+impl ProbeList {
+    /// An empty list.
+    pub fn new() -> Self {
+        ProbeList::default()
+    }
+
+    /// True when there are no results.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Remove every result (other holders of the same list are unaffected).
+    pub fn clear(&mut self) {
+        *self = ProbeList::default();
+    }
+
+    /// Append a result (copies the list first if it is shared).
+    pub fn push(&mut self, result: ProbeResult) {
+        Arc::make_mut(&mut self.0).push(result);
+    }
+
+    /// The results as an owned `Vec` (copied only if the list is shared).
+    pub fn into_vec(self) -> Vec<ProbeResult> {
+        Arc::unwrap_or_clone(self.0)
+    }
+
+    /// Whether both lists are the same allocation (cheap identity check, not equality).
+    pub fn ptr_eq(&self, other: &ProbeList) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for ProbeList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.iter()).finish()
+    }
+}
+
+impl Deref for ProbeList {
+    type Target = [ProbeResult];
+    fn deref(&self) -> &[ProbeResult] {
+        &self.0
+    }
+}
+
+impl From<Vec<ProbeResult>> for ProbeList {
+    fn from(v: Vec<ProbeResult>) -> Self {
+        ProbeList(Arc::new(v))
+    }
+}
+
+impl From<ProbeList> for Vec<ProbeResult> {
+    fn from(l: ProbeList) -> Self {
+        l.into_vec()
+    }
+}
+
+impl FromIterator<ProbeResult> for ProbeList {
+    fn from_iter<I: IntoIterator<Item = ProbeResult>>(iter: I) -> Self {
+        ProbeList(Arc::new(iter.into_iter().collect()))
+    }
+}
+
+impl IntoIterator for ProbeList {
+    type Item = ProbeResult;
+    type IntoIter = std::vec::IntoIter<ProbeResult>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_vec().into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a ProbeList {
+    type Item = &'a ProbeResult;
+    type IntoIter = std::slice::Iter<'a, ProbeResult>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl PartialEq<Vec<ProbeResult>> for ProbeList {
+    fn eq(&self, other: &Vec<ProbeResult>) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl Serialize for ProbeList {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.as_slice().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProbeList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<ProbeResult>::deserialize(d).map(ProbeList::from)
+    }
 }
 
 /// An operator's forced decision, with expiry.

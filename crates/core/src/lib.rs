@@ -14,13 +14,15 @@ pub mod policy;
 pub mod time;
 
 pub use decision::{
-    GateDecision, GateState, Override, Phase, Readiness, Reason, ReasonCode, RemediationItem,
-    StageHealth, StageSummary,
+    GateDecision, GateState, Override, Phase, ProbeList, Readiness, Reason, ReasonCode,
+    RemediationItem, StageHealth, StageSummary,
 };
 pub use engine::{Engine, EngineError, FunnelSnapshot, Outcome};
 pub use model::{
     CheckFailure, Judgement, Measurement, ProbeMode, ProbeResult, ProbeStatus, Severity,
     StageReport, Thresholds,
 };
-pub use policy::{FunnelPolicy, GatePolicy, OnUnknown, PolicyError, PolicyIssue, ProbeSpec, StagePolicy};
+pub use policy::{
+    FunnelPolicy, GatePolicy, OnUnknown, PolicyError, PolicyIssue, ProbeSpec, StagePolicy,
+};
 pub use time::{HumanDuration, Timestamp};

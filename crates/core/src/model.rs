@@ -139,25 +139,42 @@ impl Thresholds {
     /// Judge a measured value. A non-finite value cannot be judged and is an ERROR.
     pub fn judge(&self, value: f64) -> Judgement {
         if !value.is_finite() {
-            return Judgement { status: ProbeStatus::Error, threshold: None, badness: 1.0 };
+            return Judgement {
+                status: ProbeStatus::Error,
+                threshold: None,
+                badness: 1.0,
+            };
         }
         if let Some(expect) = self.expect {
             let got = value != 0.0;
             let t = if expect { 1.0 } else { 0.0 };
             return if got == expect {
-                Judgement { status: ProbeStatus::Pass, threshold: Some(t), badness: 0.0 }
+                Judgement {
+                    status: ProbeStatus::Pass,
+                    threshold: Some(t),
+                    badness: 0.0,
+                }
             } else {
-                Judgement { status: ProbeStatus::Fail, threshold: Some(t), badness: 1.0 }
+                Judgement {
+                    status: ProbeStatus::Fail,
+                    threshold: Some(t),
+                    badness: 1.0,
+                }
             };
         }
         // Fail thresholds first; if both sides are crossed (misconfigured), take the worse badness.
         let mut worst: Option<Judgement> = None;
         let mut consider = |status: ProbeStatus, t: f64| {
-            let j = Judgement { status, threshold: Some(t), badness: badness(value, t) };
+            let j = Judgement {
+                status,
+                threshold: Some(t),
+                badness: badness(value, t),
+            };
             worst = Some(match worst {
                 None => j,
-                Some(w) if (j.status.remediation_rank(), -j.badness)
-                    < (w.status.remediation_rank(), -w.badness) =>
+                Some(w)
+                    if (j.status.remediation_rank(), -j.badness)
+                        < (w.status.remediation_rank(), -w.badness) =>
                 {
                     j
                 }
@@ -179,11 +196,20 @@ impl Thresholds {
         if let Some(j) = worst {
             return j;
         }
-        let nearest = [self.warn_above, self.fail_above, self.warn_below, self.fail_below]
-            .into_iter()
-            .flatten()
-            .min_by(|a, b| (value - a).abs().total_cmp(&(value - b).abs()));
-        Judgement { status: ProbeStatus::Pass, threshold: nearest, badness: 0.0 }
+        let nearest = [
+            self.warn_above,
+            self.fail_above,
+            self.warn_below,
+            self.fail_below,
+        ]
+        .into_iter()
+        .flatten()
+        .min_by(|a, b| (value - a).abs().total_cmp(&(value - b).abs()));
+        Judgement {
+            status: ProbeStatus::Pass,
+            threshold: nearest,
+            badness: 0.0,
+        }
     }
 }
 
@@ -216,7 +242,11 @@ impl Measurement {
     }
 
     pub fn verdict(status: ProbeStatus, message: impl Into<String>) -> Self {
-        Measurement { verdict: Some(status), message: message.into(), ..Default::default() }
+        Measurement {
+            verdict: Some(status),
+            message: message.into(),
+            ..Default::default()
+        }
     }
 
     pub fn with_sample(mut self, n: u64) -> Self {
@@ -317,11 +347,18 @@ pub struct StageReport {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     fn t(wa: Option<f64>, fa: Option<f64>, wb: Option<f64>, fb: Option<f64>) -> Thresholds {
-        Thresholds { warn_above: wa, fail_above: fa, warn_below: wb, fail_below: fb, expect: None }
+        Thresholds {
+            warn_above: wa,
+            fail_above: fa,
+            warn_below: wb,
+            fail_below: fb,
+            expect: None,
+        }
     }
 
     #[test]
@@ -347,7 +384,10 @@ mod tests {
 
     #[test]
     fn judge_boolean_expectation() {
-        let th = Thresholds { expect: Some(true), ..Default::default() };
+        let th = Thresholds {
+            expect: Some(true),
+            ..Default::default()
+        };
         assert_eq!(th.judge(1.0).status, ProbeStatus::Pass);
         let j = th.judge(0.0);
         assert_eq!((j.status, j.badness), (ProbeStatus::Fail, 1.0));
@@ -355,7 +395,10 @@ mod tests {
 
     #[test]
     fn non_finite_values_are_errors() {
-        assert_eq!(t(Some(1.0), None, None, None).judge(f64::NAN).status, ProbeStatus::Error);
+        assert_eq!(
+            t(Some(1.0), None, None, None).judge(f64::NAN).status,
+            ProbeStatus::Error
+        );
     }
 
     #[test]

@@ -72,7 +72,8 @@ pub fn is_valid_funnel_name(name: &str) -> bool {
     !b.is_empty()
         && b.len() <= 63
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 /// Is `id` a valid stage name or probe id (`[a-z0-9][a-z0-9_.-]{0,62}`)?
@@ -321,21 +322,33 @@ impl FunnelPolicy {
         if !is_valid_funnel_name(&self.name) {
             push(
                 format!("{prefix}.name"),
-                format!("`{}` is not a valid funnel name (want [a-z0-9][a-z0-9-]{{0,62}})", self.name),
+                format!(
+                    "`{}` is not a valid funnel name (want [a-z0-9][a-z0-9-]{{0,62}})",
+                    self.name
+                ),
             );
         }
         if self.stages.is_empty() {
-            push(format!("{prefix}.stages"), "a funnel needs at least one stage".into());
+            push(
+                format!("{prefix}.stages"),
+                "a funnel needs at least one stage".into(),
+            );
         }
         let mut stage_names = HashSet::new();
         let mut probe_ids = HashSet::new();
         for (si, stage) in self.stages.iter().enumerate() {
             let sk = format!("{prefix}.stages[{si}]");
             if !is_valid_ident(&stage.name) {
-                push(format!("{sk}.name"), format!("`{}` is not a valid stage name", stage.name));
+                push(
+                    format!("{sk}.name"),
+                    format!("`{}` is not a valid stage name", stage.name),
+                );
             }
             if !stage_names.insert(stage.name.as_str()) {
-                push(format!("{sk}.name"), format!("duplicate stage `{}`", stage.name));
+                push(
+                    format!("{sk}.name"),
+                    format!("duplicate stage `{}`", stage.name),
+                );
             }
             if stage.interval.get().is_zero() {
                 push(format!("{sk}.interval"), "must be greater than 0s".into());
@@ -350,15 +363,24 @@ impl FunnelPolicy {
                 );
             }
             if !(0.0..=100.0).contains(&stage.min_score) || stage.min_score.is_nan() {
-                push(format!("{sk}.min_score"), format!("{} is not within 0..=100", stage.min_score));
+                push(
+                    format!("{sk}.min_score"),
+                    format!("{} is not within 0..=100", stage.min_score),
+                );
             }
             for (pi, probe) in stage.probes.iter().enumerate() {
                 let pk = format!("{sk}.probes[{pi}]");
                 if !is_valid_ident(&probe.id) {
-                    push(format!("{pk}.id"), format!("`{}` is not a valid probe id", probe.id));
+                    push(
+                        format!("{pk}.id"),
+                        format!("`{}` is not a valid probe id", probe.id),
+                    );
                 }
                 if !probe_ids.insert(probe.id.as_str()) {
-                    push(format!("{pk}.id"), format!("duplicate probe id `{}`", probe.id));
+                    push(
+                        format!("{pk}.id"),
+                        format!("duplicate probe id `{}`", probe.id),
+                    );
                 }
                 if probe.kind.trim().is_empty() {
                     push(format!("{pk}.kind"), "must not be empty".into());
@@ -367,20 +389,24 @@ impl FunnelPolicy {
                     push(format!("{pk}.params"), "must be a table/object".into());
                 }
                 if !(probe.weight.is_finite() && probe.weight > 0.0) {
-                    push(format!("{pk}.weight"), format!("{} must be a positive number", probe.weight));
+                    push(
+                        format!("{pk}.weight"),
+                        format!("{} must be a positive number", probe.weight),
+                    );
                 }
                 if probe.timeout.get().is_zero() {
                     push(format!("{pk}.timeout"), "must be greater than 0s".into());
                 }
-                if let Some(secret) = &probe.secret {
-                    if secret.is_empty()
-                        || !secret.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
-                    {
-                        push(
-                            format!("{pk}.secret"),
-                            format!("`{secret}` must be a secret name of [A-Za-z0-9_], not a value"),
-                        );
-                    }
+                if let Some(secret) = &probe.secret
+                    && (secret.is_empty()
+                        || !secret
+                            .bytes()
+                            .all(|c| c.is_ascii_alphanumeric() || c == b'_'))
+                {
+                    push(
+                        format!("{pk}.secret"),
+                        format!("`{secret}` must be a secret name of [A-Za-z0-9_], not a value"),
+                    );
                 }
                 for reason in threshold_problems(&probe.thresholds) {
                     push(format!("{pk}.thresholds"), reason);
@@ -390,16 +416,28 @@ impl FunnelPolicy {
         let g = &self.gate;
         let gk = format!("{prefix}.gate");
         if g.pilot_percent > 100 {
-            push(format!("{gk}.pilot_percent"), format!("{} is over 100", g.pilot_percent));
+            push(
+                format!("{gk}.pilot_percent"),
+                format!("{} is over 100", g.pilot_percent),
+            );
         }
         if g.ramp.is_empty() {
-            push(format!("{gk}.ramp"), "must have at least one step and end at 100".into());
+            push(
+                format!("{gk}.ramp"),
+                "must have at least one step and end at 100".into(),
+            );
         } else {
             if g.ramp.last() != Some(&100) {
-                push(format!("{gk}.ramp"), format!("must end at 100, ends at {:?}", g.ramp.last()));
+                push(
+                    format!("{gk}.ramp"),
+                    format!("must end at 100, ends at {:?}", g.ramp.last()),
+                );
             }
             if g.ramp.windows(2).any(|w| w[0] >= w[1]) {
-                push(format!("{gk}.ramp"), format!("{:?} must be strictly increasing", g.ramp));
+                push(
+                    format!("{gk}.ramp"),
+                    format!("{:?} must be strictly increasing", g.ramp),
+                );
             }
             if g.ramp.iter().any(|s| *s == 0 || *s > 100) {
                 push(format!("{gk}.ramp"), "steps must be within 1..=100".into());
@@ -418,9 +456,16 @@ impl FunnelPolicy {
             push(format!("{gk}.close_after"), "must be at least 1".into());
         }
         if !(g.especially_broken.is_finite() && g.especially_broken >= 0.0) {
-            push(format!("{gk}.especially_broken"), "must be a non-negative number".into());
+            push(
+                format!("{gk}.especially_broken"),
+                "must be a non-negative number".into(),
+            );
         }
-        if issues.is_empty() { Ok(()) } else { Err(PolicyError { issues }) }
+        if issues.is_empty() {
+            Ok(())
+        } else {
+            Err(PolicyError { issues })
+        }
     }
 
     /// Index of a stage by name.
@@ -442,22 +487,28 @@ pub fn threshold_problems(t: &Thresholds) -> Vec<String> {
             out.push(format!("{name} must be a finite number"));
         }
     }
-    if let (Some(w), Some(f)) = (t.warn_above, t.fail_above) {
-        if f < w {
-            out.push(format!("fail_above {f} is looser than warn_above {w}: fail must be >= warn"));
-        }
+    if let (Some(w), Some(f)) = (t.warn_above, t.fail_above)
+        && f < w
+    {
+        out.push(format!(
+            "fail_above {f} is looser than warn_above {w}: fail must be >= warn"
+        ));
     }
-    if let (Some(w), Some(f)) = (t.warn_below, t.fail_below) {
-        if f > w {
-            out.push(format!("fail_below {f} is looser than warn_below {w}: fail must be <= warn"));
-        }
+    if let (Some(w), Some(f)) = (t.warn_below, t.fail_below)
+        && f > w
+    {
+        out.push(format!(
+            "fail_below {f} is looser than warn_below {w}: fail must be <= warn"
+        ));
     }
     let lo = t.fail_below.or(t.warn_below);
     let hi = t.fail_above.or(t.warn_above);
-    if let (Some(lo), Some(hi)) = (lo, hi) {
-        if lo > hi {
-            out.push(format!("the lower bound {lo} is above the upper bound {hi}: nothing can pass"));
-        }
+    if let (Some(lo), Some(hi)) = (lo, hi)
+        && lo > hi
+    {
+        out.push(format!(
+            "the lower bound {lo} is above the upper bound {hi}: nothing can pass"
+        ));
     }
     if t.expect.is_some()
         && (t.warn_above.is_some()
@@ -471,6 +522,7 @@ pub fn threshold_problems(t: &Thresholds) -> Vec<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -501,7 +553,10 @@ mod tests {
         let mut f = funnel();
         f.stages[0].probes[0].thresholds.fail_below = Some(95.0);
         let err = f.validate("funnels.acme").unwrap_err();
-        assert_eq!(keys(err.clone()), vec!["funnels.acme.stages[0].probes[0].thresholds"]);
+        assert_eq!(
+            keys(err.clone()),
+            vec!["funnels.acme.stages[0].probes[0].thresholds"]
+        );
         assert!(err.to_string().contains("looser"), "{err}");
     }
 
@@ -539,13 +594,16 @@ mod tests {
         let mut f = funnel();
         f.stages[0].interval = HumanDuration::from_secs(600);
         f.stages[0].stale_after = HumanDuration::from_secs(60);
-        assert_eq!(keys(f.validate("f").unwrap_err()), vec!["f.stages[0].stale_after"]);
+        assert_eq!(
+            keys(f.validate("f").unwrap_err()),
+            vec!["f.stages[0].stale_after"]
+        );
     }
 
     #[test]
     fn unknown_fields_rejected_by_serde() {
-        let err = serde_json::from_str::<ProbeSpec>(r#"{"id":"a","kind":"sql","wieght":2}"#)
-            .unwrap_err();
+        let err =
+            serde_json::from_str::<ProbeSpec>(r#"{"id":"a","kind":"sql","wieght":2}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `wieght`"), "{err}");
     }
 
