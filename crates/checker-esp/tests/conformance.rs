@@ -144,3 +144,32 @@ fn bad_values_are_params_errors() {
         );
     }
 }
+
+#[test]
+fn every_esp_kind_has_a_reference_page_naming_its_params() {
+    let registry = funnelgate_checker_esp::registry();
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/probes/esp");
+    let index = std::fs::read_to_string(docs.join("README.md")).expect("docs/probes/esp/README.md");
+    for (kind, _) in valid_params() {
+        let page = docs.join(format!("{kind}.md"));
+        let text =
+            std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
+        assert!(
+            text.starts_with(&format!("# Probe kind `{kind}`")),
+            "{} has the wrong title",
+            page.display()
+        );
+        assert!(
+            index.contains(&format!("`{kind}`")),
+            "docs/probes/esp/README.md does not list `{kind}`"
+        );
+        let schema = registry.get(kind).unwrap().params_schema();
+        for param in schema["properties"].as_object().unwrap().keys() {
+            assert!(
+                text.contains(&format!("`{param}`")),
+                "{} does not document the param `{param}`",
+                page.display()
+            );
+        }
+    }
+}
