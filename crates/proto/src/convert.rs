@@ -22,7 +22,10 @@ pub struct ConversionError {
 
 impl ConversionError {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        ConversionError { field: field.into(), reason: reason.into() }
+        ConversionError {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -44,7 +47,9 @@ pub fn timestamp_to_pb(t: Timestamp) -> prost_types::Timestamp {
 
 pub fn timestamp_from_pb(t: &prost_types::Timestamp) -> Timestamp {
     Timestamp::from_millis(
-        t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000),
+        t.seconds
+            .saturating_mul(1000)
+            .saturating_add(i64::from(t.nanos) / 1_000_000),
     )
 }
 
@@ -73,17 +78,22 @@ pub fn json_to_pb_value(v: &serde_json::Value) -> prost_types::Value {
         serde_json::Value::Bool(b) => Kind::BoolValue(*b),
         serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
         serde_json::Value::String(s) => Kind::StringValue(s.clone()),
-        serde_json::Value::Array(a) => {
-            Kind::ListValue(prost_types::ListValue { values: a.iter().map(json_to_pb_value).collect() })
-        }
+        serde_json::Value::Array(a) => Kind::ListValue(prost_types::ListValue {
+            values: a.iter().map(json_to_pb_value).collect(),
+        }),
         serde_json::Value::Object(o) => Kind::StructValue(json_object_to_struct(o)),
     };
     prost_types::Value { kind: Some(kind) }
 }
 
-pub fn json_object_to_struct(o: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
+pub fn json_object_to_struct(
+    o: &serde_json::Map<String, serde_json::Value>,
+) -> prost_types::Struct {
     prost_types::Struct {
-        fields: o.iter().map(|(k, v)| (k.clone(), json_to_pb_value(v))).collect(),
+        fields: o
+            .iter()
+            .map(|(k, v)| (k.clone(), json_to_pb_value(v)))
+            .collect(),
     }
 }
 
@@ -100,13 +110,20 @@ pub fn pb_value_to_json(v: &prost_types::Value) -> serde_json::Value {
             }
         }
         Some(Kind::StringValue(s)) => serde_json::Value::String(s.clone()),
-        Some(Kind::ListValue(l)) => serde_json::Value::Array(l.values.iter().map(pb_value_to_json).collect()),
+        Some(Kind::ListValue(l)) => {
+            serde_json::Value::Array(l.values.iter().map(pb_value_to_json).collect())
+        }
         Some(Kind::StructValue(s)) => struct_to_json(s),
     }
 }
 
 pub fn struct_to_json(s: &prost_types::Struct) -> serde_json::Value {
-    serde_json::Value::Object(s.fields.iter().map(|(k, v)| (k.clone(), pb_value_to_json(v))).collect())
+    serde_json::Value::Object(
+        s.fields
+            .iter()
+            .map(|(k, v)| (k.clone(), pb_value_to_json(v)))
+            .collect(),
+    )
 }
 
 // ---------------------------------------------------------------- enums
@@ -132,9 +149,10 @@ pub fn probe_status_from_pb(v: i32, field: &str) -> Result<core::ProbeStatus, Co
         Ok(pb::ProbeStatus::Error) => Ok(core::ProbeStatus::Error),
         Ok(pb::ProbeStatus::NoData) => Ok(core::ProbeStatus::NoData),
         Ok(pb::ProbeStatus::Skipped) => Ok(core::ProbeStatus::Skipped),
-        Ok(pb::ProbeStatus::Unspecified) | Err(_) => {
-            Err(ConversionError::new(field, format!("status {v} is not a known probe status")))
-        }
+        Ok(pb::ProbeStatus::Unspecified) | Err(_) => Err(ConversionError::new(
+            field,
+            format!("status {v} is not a known probe status"),
+        )),
     }
 }
 
@@ -171,7 +189,10 @@ pub fn gate_state_from_pb(v: i32, field: &str) -> Result<core::GateState, Conver
         Ok(pb::GateState::Open) => Ok(core::GateState::Open),
         Ok(pb::GateState::Hold) => Ok(core::GateState::Hold),
         Ok(pb::GateState::Closed) => Ok(core::GateState::Closed),
-        _ => Err(ConversionError::new(field, format!("{v} is not a gate state (OPEN, HOLD, CLOSED)"))),
+        _ => Err(ConversionError::new(
+            field,
+            format!("{v} is not a gate state (OPEN, HOLD, CLOSED)"),
+        )),
     }
 }
 
@@ -188,7 +209,10 @@ pub fn phase_from_pb(v: i32, field: &str) -> Result<core::Phase, ConversionError
     match pb::Phase::try_from(v) {
         Ok(pb::Phase::Build) => Ok(core::Phase::Build),
         Ok(pb::Phase::Operate) => Ok(core::Phase::Operate),
-        _ => Err(ConversionError::new(field, format!("{v} is not a phase (BUILD, OPERATE)"))),
+        _ => Err(ConversionError::new(
+            field,
+            format!("{v} is not a phase (BUILD, OPERATE)"),
+        )),
     }
 }
 
@@ -209,7 +233,10 @@ fn stage_health_from_pb(v: i32) -> Result<core::StageHealth, ConversionError> {
         Ok(pb::StageHealth::Degraded) => Ok(core::StageHealth::Degraded),
         Ok(pb::StageHealth::Failing) => Ok(core::StageHealth::Failing),
         Ok(pb::StageHealth::Unknown) => Ok(core::StageHealth::Unknown),
-        _ => Err(ConversionError::new("stages.health", format!("{v} is not a stage health"))),
+        _ => Err(ConversionError::new(
+            "stages.health",
+            format!("{v} is not a stage health"),
+        )),
     }
 }
 
@@ -228,7 +255,10 @@ fn readiness_from_pb(v: i32) -> Result<core::Readiness, ConversionError> {
         Ok(pb::Readiness::Ready) => Ok(core::Readiness::Ready),
         Ok(pb::Readiness::NotReady) => Ok(core::Readiness::NotReady),
         Ok(pb::Readiness::Blocked) => Ok(core::Readiness::Blocked),
-        _ => Err(ConversionError::new("stages.readiness", format!("{v} is not a readiness"))),
+        _ => Err(ConversionError::new(
+            "stages.readiness",
+            format!("{v} is not a readiness"),
+        )),
     }
 }
 
@@ -311,11 +341,17 @@ impl TryFrom<&pb::ProbeSpec> for core::ProbeSpec {
             None => Duration::from_secs(10),
         };
         if timeout.is_zero() {
-            return Err(ConversionError::new(field("timeout"), "must be greater than 0"));
+            return Err(ConversionError::new(
+                field("timeout"),
+                "must be greater than 0",
+            ));
         }
         let weight = if p.weight == 0.0 { 1.0 } else { p.weight };
         if !(weight.is_finite() && weight > 0.0) {
-            return Err(ConversionError::new(field("weight"), "must be a positive number"));
+            return Err(ConversionError::new(
+                field("weight"),
+                "must be a positive number",
+            ));
         }
         Ok(core::ProbeSpec {
             id: p.id.clone(),
@@ -358,7 +394,11 @@ impl From<&core::ProbeResult> for pb::ProbeResult {
             duration: Some(duration_to_pb(Duration::from_millis(r.duration_ms))),
             sample_size: r.sample_size,
             window: window_string(r.window),
-            evidence: r.evidence.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            evidence: r
+                .evidence
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 }
@@ -373,10 +413,16 @@ impl TryFrom<&pb::ProbeResult> for core::ProbeResult {
         }
         let status = probe_status_from_pb(r.status, &field("status"))?;
         if r.value.is_some_and(|v| !v.is_finite()) {
-            return Err(ConversionError::new(field("value"), "must be a finite number"));
+            return Err(ConversionError::new(
+                field("value"),
+                "must be a finite number",
+            ));
         }
         if !r.badness.is_finite() || r.badness < 0.0 {
-            return Err(ConversionError::new(field("badness"), "must be a non-negative number"));
+            return Err(ConversionError::new(
+                field("badness"),
+                "must be a non-negative number",
+            ));
         }
         let window = if r.window.is_empty() {
             None
@@ -395,14 +441,22 @@ impl TryFrom<&pb::ProbeResult> for core::ProbeResult {
             threshold: r.threshold,
             badness: r.badness,
             message: r.message.clone(),
-            observed_at: r.observed_at.as_ref().map(timestamp_from_pb).unwrap_or_default(),
+            observed_at: r
+                .observed_at
+                .as_ref()
+                .map(timestamp_from_pb)
+                .unwrap_or_default(),
             duration_ms: match &r.duration {
                 Some(d) => duration_from_pb(d, &field("duration"))?.as_millis() as u64,
                 None => 0,
             },
             sample_size: r.sample_size,
             window,
-            evidence: r.evidence.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>(),
+            evidence: r
+                .evidence
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<BTreeMap<_, _>>(),
         })
     }
 }
@@ -427,7 +481,11 @@ impl TryFrom<&pb::StageReport> for core::StageReport {
         Ok(core::StageReport {
             funnel: r.funnel.clone(),
             stage: r.stage.clone(),
-            results: r.results.iter().map(TryInto::try_into).collect::<Result<_, _>>()?,
+            results: r
+                .results
+                .iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
             checked_at: r
                 .checked_at
                 .as_ref()
@@ -493,7 +551,11 @@ pub fn stage_summary_to_pb(s: &core::StageSummary, full: bool) -> pb::StageSumma
         score: s.score,
         checked_at: s.checked_at.map(timestamp_to_pb),
         on_unknown: pb::OnUnknown::from(s.on_unknown) as i32,
-        probes: if full { s.probes.iter().map(Into::into).collect() } else { Vec::new() },
+        probes: if full {
+            s.probes.iter().map(Into::into).collect()
+        } else {
+            Vec::new()
+        },
         summary: s.summary.clone(),
     }
 }
@@ -512,7 +574,11 @@ pub fn decision_to_pb(
     let remediation = if full {
         d.remediation.iter().map(Into::into).collect()
     } else {
-        d.remediation.iter().take(COMPACT_REMEDIATION_HEAD).map(Into::into).collect()
+        d.remediation
+            .iter()
+            .take(COMPACT_REMEDIATION_HEAD)
+            .map(Into::into)
+            .collect()
     };
     pb::GateDecision {
         funnel: d.funnel.clone(),
@@ -522,7 +588,11 @@ pub fn decision_to_pb(
         phase: pb::Phase::from(d.phase) as i32,
         reasons: d.reasons.iter().map(Into::into).collect(),
         remediation,
-        stages: d.stages.iter().map(|s| stage_summary_to_pb(s, full)).collect(),
+        stages: d
+            .stages
+            .iter()
+            .map(|s| stage_summary_to_pb(s, full))
+            .collect(),
         since: Some(timestamp_to_pb(d.since)),
         evaluated_at: Some(timestamp_to_pb(d.evaluated_at)),
         r#override: d.override_.as_ref().map(Into::into),
@@ -548,7 +618,10 @@ impl TryFrom<&pb::GateDecision> for core::GateDecision {
             .map(|r| {
                 Ok(core::Reason {
                     code: core::ReasonCode::parse(&r.code).ok_or_else(|| {
-                        ConversionError::new("reasons.code", format!("unknown reason code `{}`", r.code))
+                        ConversionError::new(
+                            "reasons.code",
+                            format!("unknown reason code `{}`", r.code),
+                        )
                     })?,
                     stage: opt(&r.stage),
                     probe: opt(&r.probe),
@@ -588,7 +661,11 @@ impl TryFrom<&pb::GateDecision> for core::GateDecision {
                         _ => core::OnUnknown::Hold,
                     },
                     summary: s.summary.clone(),
-                    probes: s.probes.iter().map(TryInto::try_into).collect::<Result<_, _>>()?,
+                    probes: s
+                        .probes
+                        .iter()
+                        .map(TryInto::try_into)
+                        .collect::<Result<_, _>>()?,
                 })
             })
             .collect::<Result<Vec<_>, ConversionError>>()?;
@@ -599,7 +676,11 @@ impl TryFrom<&pb::GateDecision> for core::GateDecision {
                 actor: o.actor.clone(),
                 reason: o.reason.clone(),
                 until: o.until.as_ref().map(timestamp_from_pb).unwrap_or_default(),
-                created_at: o.created_at.as_ref().map(timestamp_from_pb).unwrap_or_default(),
+                created_at: o
+                    .created_at
+                    .as_ref()
+                    .map(timestamp_from_pb)
+                    .unwrap_or_default(),
             }),
         };
         let state = gate_state_from_pb(d.state, "state")?;
@@ -615,7 +696,11 @@ impl TryFrom<&pb::GateDecision> for core::GateDecision {
             remediation,
             stages,
             since: d.since.as_ref().map(timestamp_from_pb).unwrap_or_default(),
-            evaluated_at: d.evaluated_at.as_ref().map(timestamp_from_pb).unwrap_or_default(),
+            evaluated_at: d
+                .evaluated_at
+                .as_ref()
+                .map(timestamp_from_pb)
+                .unwrap_or_default(),
             override_,
             advice: opt(&d.advice),
         })
@@ -657,10 +742,19 @@ mod tests {
 
     #[test]
     fn result_with_unknown_status_is_rejected() {
-        let r = pb::ProbeResult { id: "x".into(), status: 42, ..Default::default() };
+        let r = pb::ProbeResult {
+            id: "x".into(),
+            status: 42,
+            ..Default::default()
+        };
         let err = core::ProbeResult::try_from(&r).unwrap_err();
         assert_eq!(err.field, "results[x].status");
-        let r = pb::ProbeResult { id: "x".into(), status: 1, value: Some(f64::NAN), ..Default::default() };
+        let r = pb::ProbeResult {
+            id: "x".into(),
+            status: 1,
+            value: Some(f64::NAN),
+            ..Default::default()
+        };
         assert!(core::ProbeResult::try_from(&r).is_err());
     }
 

@@ -20,7 +20,10 @@ pub use tonic_health::server::HealthReporter as Health;
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("gRPC server on {addr}: {source}")]
-    Transport { addr: String, source: tonic::transport::Error },
+    Transport {
+        addr: String,
+        source: tonic::transport::Error,
+    },
     #[error("building reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
 }
@@ -48,7 +51,10 @@ impl Default for ServeLimits {
 
 /// Create the health reporter and its service; mark `services` (fully-qualified names) and the
 /// overall server ("") as SERVING once they are registered.
-pub fn health() -> (HealthReporter, tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>) {
+pub fn health() -> (
+    HealthReporter,
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) {
     tonic_health::server::health_reporter()
 }
 
@@ -64,8 +70,16 @@ pub async fn serve_grpc(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (reporter, health_service) = health();
-    serve_grpc_with_health(routes, services, listener, limits, reporter, health_service, shutdown)
-        .await
+    serve_grpc_with_health(
+        routes,
+        services,
+        listener,
+        limits,
+        reporter,
+        health_service,
+        shutdown,
+    )
+    .await
 }
 
 /// Like [`serve_grpc`], with a health reporter the caller keeps (to flip readiness itself).
@@ -81,7 +95,10 @@ pub async fn serve_grpc_with_health<H>(
 where
     H: tonic_health::pb::health_server::Health,
 {
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     // Both reflection versions: v1 for current tools, v1alpha for grpcurl < 1.9 and the Python
     // grpcio-reflection client.
     let reflection = || {
@@ -94,9 +111,13 @@ where
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
     for s in services {
-        reporter.set_service_status(*s, ServingStatus::Serving).await;
+        reporter
+            .set_service_status(*s, ServingStatus::Serving)
+            .await;
     }
-    reporter.set_service_status("", ServingStatus::Serving).await;
+    reporter
+        .set_service_status("", ServingStatus::Serving)
+        .await;
 
     let drain_reporter = reporter.clone();
     let names: Vec<String> = services.iter().map(|s| s.to_string()).collect();
@@ -106,9 +127,13 @@ where
         shutdown.await;
         tracing::info!("shutdown requested: draining in-flight requests");
         for s in &names {
-            drain_reporter.set_service_status(s, ServingStatus::NotServing).await;
+            drain_reporter
+                .set_service_status(s, ServingStatus::NotServing)
+                .await;
         }
-        drain_reporter.set_service_status("", ServingStatus::NotServing).await;
+        drain_reporter
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
         let _ = drained_tx.send(());
     };
     let server = tonic::transport::Server::builder()
@@ -172,9 +197,11 @@ pub enum LogFormat {
 /// `info`), text or JSON lines on stderr. Calling it twice is harmless.
 pub fn init_tracing(filter: Option<&str>, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_new(filter.unwrap_or("info"))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_new(filter.unwrap_or("info")).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
