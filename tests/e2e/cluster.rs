@@ -270,6 +270,42 @@ async fn coordinator_restart_keeps_history_and_the_active_override() {
     let oldest =
         |v: &serde_json::Value| v["decisions"].as_array().unwrap().last().unwrap()["hash"].clone();
     assert_eq!(oldest(&before), oldest(&after));
+
+    // Tamper with a stored entry while the coordinator is down: `history --verify` exits 14.
+    let coord = c.coordinator.as_mut().unwrap();
+    coord.terminate().unwrap();
+    assert!(
+        coord
+            .wait_exit(Duration::from_secs(30))
+            .await
+            .unwrap()
+            .success()
+    );
+    let db = c.dir.path().join("funnelgate.db");
+    let tamper = "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\n\
+                  c.execute('DROP TRIGGER ledger_no_update')\n\
+                  c.execute(\"UPDATE ledger SET payload = replace(payload, 'pricing page rewrite', 'nothing to see') WHERE funnel = 'shop'\")\n\
+                  c.commit()\n";
+    let out = tokio::process::Command::new(crate::python::python())
+        .args(["-c", tamper])
+        .arg(&db)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.start_coordinator().await.unwrap();
+    let broken = cli(
+        &["gate", "history", "shop", "--verify", "--server", &server],
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(broken.code, 14, "{broken:?}");
+    assert!(broken.stdout.contains("hash chain broken"), "{broken:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

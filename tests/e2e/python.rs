@@ -8,7 +8,7 @@ use funnelgate_e2e::{state, wait_decision};
 use funnelgate_proto::pb;
 
 /// `FUNNELGATE_PYTHON`, or `<repo>/.venv/bin/python`; fails loudly when missing.
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     let p = std::env::var_os("FUNNELGATE_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
