@@ -278,28 +278,27 @@ pub async fn check_host(
     };
     let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
     let tcp = s.into_inner();
-    let tls_stream = match tokio::time::timeout(step_timeout, connector.connect(server_name, tcp))
-        .await
-    {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => {
-            r.findings.fail(
+    let tls_stream =
+        match tokio::time::timeout(step_timeout, connector.connect(server_name, tcp)).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                r.findings.fail(
                 "smtp_tls_handshake",
                 format!(
                     "the TLS handshake with {target} (verifying the name {verify_name}) failed: {}",
                     root_cause(&e)
                 ),
             );
-            return r;
-        }
-        Err(_) => {
-            r.findings.fail(
-                "smtp_timeout",
-                format!("{target}: the TLS handshake did not finish before the timeout"),
-            );
-            return r;
-        }
-    };
+                return r;
+            }
+            Err(_) => {
+                r.findings.fail(
+                    "smtp_timeout",
+                    format!("{target}: the TLS handshake did not finish before the timeout"),
+                );
+                return r;
+            }
+        };
     let (_, conn) = tls_stream.get_ref();
     let version = conn
         .protocol_version()
