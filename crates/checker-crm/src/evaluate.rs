@@ -473,6 +473,11 @@ pub struct ConversionRules {
     pub max_weekly_change_percent: Option<f64>,
 }
 
+/// The week-over-week limit of a params value: 0 (or less) turns the comparison off.
+pub fn weekly_limit(p: f64) -> Option<f64> {
+    (p > 0.0).then_some(p)
+}
+
 /// C6: end-to-end rate of the first stage's cohort, with zero steps FAIL and unstable steps WARN.
 /// `end` is (entrants into the first stage, of those reaching the last).
 pub fn lead_conversion(

@@ -109,7 +109,9 @@ impl Measure {
                 "percent of the daily API budget remaining (credentials that fail are FAIL)"
             }
             Measure::RequiredProperties => "number of required fields missing or of the wrong type",
-            Measure::PipelineShape => "number of pipelines without a closed-won stage",
+            Measure::PipelineShape => {
+                "number of pipelines that cannot record won revenue (no closed-won stage, or no stages)"
+            }
             Measure::SourceAttributionCoverage => {
                 "percent of contacts/leads created in the window with a known original source"
             }
@@ -128,6 +130,79 @@ impl Measure {
             }
             Measure::EmailValidity => "percent of contacts with an invalid or role email address",
         }
+    }
+
+    /// Why it matters, for the reference pages.
+    pub const fn why(self) -> &'static str {
+        match self {
+            Measure::AuthAndQuota => {
+                "A check that cannot log in measures nothing, and a check that eats the API budget starves the \
+                 syncs that move leads into the CRM. This probe proves the credentials work and shows how much \
+                 of the vendor's daily budget is left."
+            }
+            Measure::RequiredProperties => {
+                "Routing, attribution and revenue reporting read specific fields. When one is missing or has \
+                 changed type (free text where a picklist was expected), forms and syncs silently drop data."
+            }
+            Measure::PipelineShape => {
+                "Revenue is recorded when a deal reaches a closed-won stage. A pipeline without one cannot record \
+                 revenue, and probabilities that fall as deals advance make the forecast lie."
+            }
+            Measure::SourceAttributionCoverage => {
+                "Paid media is judged by the leads and revenue it brings. A lead without an original source cannot \
+                 be credited to any channel, so the spend that brought it cannot be evaluated."
+            }
+            Measure::LeadToRevenueLinkage => {
+                "A team earns the right to scale spend by showing that leads reliably convert to revenue: deals \
+                 won that trace back to a lead with a known source. This is a conversion-proof measure: mark it \
+                 `proof = true` with a `min_sample`."
+            }
+            Measure::LeadConversionRates => {
+                "Every step of the funnel must convert someone: a step with plenty of entrants and no conversion \
+                 is a broken hand-off (a workflow switched off, a status nobody sets). A sudden week-over-week \
+                 swing is a change worth a look. Also usable as conversion proof."
+            }
+            Measure::SpeedToLead => {
+                "Leads go cold in minutes. The median time from creation to the first sales activity shows whether \
+                 the team answers while the lead still cares."
+            }
+            Measure::OwnerAssignment => {
+                "A lead nobody owns is a lead nobody calls. New leads still without an owner (or with a queue or \
+                 default owner) after the grace period show a routing gap."
+            }
+            Measure::Duplicates => {
+                "Duplicates split a person's history across records, double-count leads and send the same person \
+                 two sequences."
+            }
+            Measure::EmailValidity => {
+                "Addresses that bounce or reach no person (role mailboxes, test domains, typos) hurt sender \
+                 reputation and inflate lead counts."
+            }
+        }
+    }
+
+    /// A short name, e.g. "source-attribution coverage".
+    pub const fn title(self) -> &'static str {
+        match self {
+            Measure::AuthAndQuota => "auth and quota",
+            Measure::RequiredProperties => "required properties",
+            Measure::PipelineShape => "pipeline shape",
+            Measure::SourceAttributionCoverage => "source-attribution coverage",
+            Measure::LeadToRevenueLinkage => "lead-to-revenue linkage",
+            Measure::LeadConversionRates => "lead conversion rates",
+            Measure::SpeedToLead => "speed to lead",
+            Measure::OwnerAssignment => "owner assignment",
+            Measure::Duplicates => "duplicates",
+            Measure::EmailValidity => "email validity",
+        }
+    }
+
+    /// Whether the measure can serve as conversion proof (DESIGN.md section 1).
+    pub const fn is_proof(self) -> bool {
+        matches!(
+            self,
+            Measure::LeadToRevenueLinkage | Measure::LeadConversionRates
+        )
     }
 
     /// The measure from a kind suffix.

@@ -96,8 +96,8 @@ pub mod defaults {
         20
     }
     /// C6: relative week-over-week change that WARNs.
-    pub fn max_weekly_change_percent() -> Option<f64> {
-        Some(50.0)
+    pub fn max_weekly_change_percent() -> f64 {
+        50.0
     }
     /// Record cap for probes that fetch records (C7, C10).
     pub fn max_records_2000() -> u64 {

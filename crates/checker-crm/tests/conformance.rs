@@ -38,6 +38,24 @@ fn every_crm_kind_conforms() {
     assert_eq!(n, kind_docs().len());
 }
 
+/// Config files are TOML, which has no null: normalised params must not need one.
+#[test]
+fn normalised_params_are_expressible_in_toml() {
+    fn no_null(v: &Value, path: &str) {
+        match v {
+            Value::Null => panic!("{path} normalises to null"),
+            Value::Array(a) => a.iter().for_each(|x| no_null(x, path)),
+            Value::Object(o) => o
+                .iter()
+                .for_each(|(k, x)| no_null(x, &format!("{path}.{k}"))),
+            _ => {}
+        }
+    }
+    for d in kind_docs() {
+        no_null(&valid_params(d.kind), d.kind);
+    }
+}
+
 #[test]
 fn kind_table_registry_and_thresholds_agree() {
     let reg = support::registry();

@@ -535,7 +535,7 @@ async fn lead_conversion_rates_warn_on_an_unstable_week() {
     let r = hs(
         "hubspot.lead_conversion_rates",
         &m,
-        json!({ "stages": ["lead", "customer"], "max_weekly_change_percent": null }),
+        json!({ "stages": ["lead", "customer"], "max_weekly_change_percent": 0 }),
     )
     .await
     .unwrap();

@@ -426,7 +426,7 @@ async fn lead_conversion_through_converted_opportunities() {
     let r = sf(
         "salesforce.lead_conversion_rates",
         &m,
-        json!({ "max_weekly_change_percent": null }),
+        json!({ "max_weekly_change_percent": 0 }),
     )
     .await
     .unwrap();

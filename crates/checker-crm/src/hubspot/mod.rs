@@ -15,7 +15,7 @@ use serde_json::Value;
 use self::client::{Conn, HubSpot, Record, filter, filter_values};
 use crate::evaluate::{
     self, ConversionRules, EmailRules, FieldInfo, PipelineInfo, RequiredField, StageInfo,
-    StepCounts, WonModel,
+    StepCounts, WonModel, weekly_limit,
 };
 use crate::kinds::{KindDoc, Validate, register_kind};
 use crate::measure::Measure;
@@ -229,10 +229,10 @@ hubspot_params! {
         #[serde(default = "defaults::min_entrants")]
         min_entrants: u64,
         /// WARN when a step's rate moves by more than this percent (relative) between the cohorts
-        /// of the last 7 days and the 7 days before; null turns the comparison off (recent cohorts
+        /// of the last 7 days and the 7 days before; 0 turns the comparison off (recent cohorts
         /// have had less time to convert: turn it off for long sales cycles).
         #[serde(default = "defaults::max_weekly_change_percent")]
-        max_weekly_change_percent: Option<f64>,
+        max_weekly_change_percent: f64,
     }
 }
 
@@ -392,11 +392,10 @@ impl Validate for ConversionParams {
             false,
         )?;
         check_count("min_entrants", self.min_entrants.max(1), 1_000_000)?;
-        if let Some(p) = self.max_weekly_change_percent
-            && (!p.is_finite() || p < 0.0)
-        {
+        let w = self.max_weekly_change_percent;
+        if !w.is_finite() || w < 0.0 {
             return Err(ProbeError::params(
-                "`max_weekly_change_percent` must be a non-negative number",
+                "`max_weekly_change_percent` must be a non-negative number (0 turns the comparison off)",
             ));
         }
         Ok(())
@@ -781,7 +780,7 @@ impl Probe for ConversionProbe {
             let later: Vec<String> = p.stages[i + 1..].iter().map(|s| prop(s)).collect();
             let (entrants, converted) =
                 count(from.clone(), t0.clone(), None, later.clone()).await?;
-            let weeks = match p.max_weekly_change_percent {
+            let weeks = match weekly_limit(p.max_weekly_change_percent) {
                 Some(_) if entrants >= p.min_entrants => {
                     let recent = count(from.clone(), w1.clone(), None, later.clone()).await?;
                     let previous = count(from.clone(), w2.clone(), Some(w1.clone()), later).await?;
@@ -806,7 +805,7 @@ impl Probe for ConversionProbe {
         };
         let rules = ConversionRules {
             min_entrants: p.min_entrants,
-            max_weekly_change_percent: p.max_weekly_change_percent,
+            max_weekly_change_percent: weekly_limit(p.max_weekly_change_percent),
         };
         Ok(evaluate::lead_conversion(
             "hubspot",

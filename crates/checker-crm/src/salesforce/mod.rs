@@ -15,7 +15,7 @@ use serde_json::Value;
 use self::client::{Conn, Salesforce, soql_list};
 use crate::evaluate::{
     self, Budget, ConversionRules, EmailRules, FieldInfo, PipelineInfo, RequiredField, StageInfo,
-    StepCounts, WonModel,
+    StepCounts, WonModel, weekly_limit,
 };
 use crate::kinds::{KindDoc, Validate, register_kind};
 use crate::measure::Measure;
@@ -203,9 +203,9 @@ salesforce_params! {
         #[serde(default = "defaults::min_entrants")]
         min_entrants: u64,
         /// WARN when a step's rate moves by more than this percent (relative) between the cohorts
-        /// of the last 7 days and the 7 days before; null turns the comparison off.
+        /// of the last 7 days and the 7 days before; 0 turns the comparison off.
         #[serde(default = "defaults::max_weekly_change_percent")]
-        max_weekly_change_percent: Option<f64>,
+        max_weekly_change_percent: f64,
     }
 }
 
@@ -258,8 +258,8 @@ salesforce_params! {
         /// Field holding the email address.
         #[serde(default = "default_email_field")]
         email_field: String,
-        /// Only records created in the last this-many days; null: all records.
-        #[serde(default)]
+        /// Only records created in the last this-many days; leave it out for all records.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         window_days: Option<u32>,
     }
 }
@@ -350,11 +350,10 @@ impl Validate for ConversionParams {
     fn validate(&self) -> Result<(), ProbeError> {
         self.validate_conn()?;
         check_window("window_days", self.window_days)?;
-        if let Some(p) = self.max_weekly_change_percent
-            && (!p.is_finite() || p < 0.0)
-        {
+        let w = self.max_weekly_change_percent;
+        if !w.is_finite() || w < 0.0 {
             return Err(ProbeError::params(
-                "`max_weekly_change_percent` must be a non-negative number",
+                "`max_weekly_change_percent` must be a non-negative number (0 turns the comparison off)",
             ));
         }
         Ok(())
@@ -661,7 +660,7 @@ impl Probe for ConversionProbe {
         let mut steps = Vec::new();
         for i in 0..2 {
             let (entrants, converted) = counts(&window, i).await?;
-            let weeks = match p.max_weekly_change_percent {
+            let weeks = match weekly_limit(p.max_weekly_change_percent) {
                 Some(_) if entrants >= p.min_entrants => Some([
                     counts(&format!("CreatedDate >= {w1}"), i).await?,
                     counts(&format!("CreatedDate >= {w2} AND CreatedDate < {w1}"), i).await?,
@@ -688,7 +687,7 @@ impl Probe for ConversionProbe {
         };
         let rules = ConversionRules {
             min_entrants: p.min_entrants,
-            max_weekly_change_percent: p.max_weekly_change_percent,
+            max_weekly_change_percent: weekly_limit(p.max_weekly_change_percent),
         };
         Ok(evaluate::lead_conversion(
             "salesforce",

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use self::db::{Backend, Db, Dialect, Sql};
 use crate::evaluate::{
     self, ConversionRules, EmailRules, FieldInfo, PipelineInfo, RequiredField, StageInfo,
-    StepCounts, WonModel,
+    StepCounts, WonModel, weekly_limit,
 };
 use crate::kinds::{KindDoc, Omission, Validate, register_kind};
 use crate::measure::Measure;
@@ -336,9 +336,9 @@ warehouse_params! {
         #[serde(default = "defaults::min_entrants")]
         min_entrants: u64,
         /// WARN when a step's rate moves by more than this percent (relative) between the cohorts
-        /// of the last 7 days and the 7 days before; null turns the comparison off.
+        /// of the last 7 days and the 7 days before; 0 turns the comparison off.
         #[serde(default = "defaults::max_weekly_change_percent")]
-        max_weekly_change_percent: Option<f64>,
+        max_weekly_change_percent: f64,
     }
 }
 
@@ -386,8 +386,8 @@ warehouse_params! {
 warehouse_params! {
     /// Params of `warehouse.duplicates`.
     DuplicatesParams {
-        /// Only contacts created in the last this-many days; null: all contacts.
-        #[serde(default)]
+        /// Only contacts created in the last this-many days; leave it out for all contacts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         window_days: Option<u32>,
     }
 }
@@ -464,11 +464,10 @@ impl Validate for ConversionParams {
             ));
         }
         check_values("stages", &self.stages)?;
-        if let Some(p) = self.max_weekly_change_percent
-            && (!p.is_finite() || p < 0.0)
-        {
+        let w = self.max_weekly_change_percent;
+        if !w.is_finite() || w < 0.0 {
             return Err(ProbeError::params(
-                "`max_weekly_change_percent` must be a non-negative number",
+                "`max_weekly_change_percent` must be a non-negative number (0 turns the comparison off)",
             ));
         }
         Ok(())
@@ -779,7 +778,7 @@ impl Probe for ConversionProbe {
                 let later = &p.stages[i + 1..];
                 let c = db.counts(&cohort(&p.stages[i], t0, None, later)).await?;
                 let (entrants, converted) = (count_at(&c, 0), count_at(&c, 1));
-                let weeks = match p.max_weekly_change_percent {
+                let weeks = match weekly_limit(p.max_weekly_change_percent) {
                     Some(_) if entrants >= p.min_entrants => {
                         let r = db.counts(&cohort(&p.stages[i], w1, None, later)).await?;
                         let o = db.counts(&cohort(&p.stages[i], w2, Some(w1), later)).await?;
@@ -791,7 +790,7 @@ impl Probe for ConversionProbe {
             }
             let last = p.stages[p.stages.len() - 1..].to_vec();
             let end = db.counts(&cohort(&p.stages[0], t0, None, &last)).await?;
-            let rules = ConversionRules { min_entrants: p.min_entrants, max_weekly_change_percent: p.max_weekly_change_percent };
+            let rules = ConversionRules { min_entrants: p.min_entrants, max_weekly_change_percent: weekly_limit(p.max_weekly_change_percent) };
             Ok(evaluate::lead_conversion("the warehouse", p.window_days, &steps, (count_at(&end, 0), count_at(&end, 1)), rules))
         })
         .await
