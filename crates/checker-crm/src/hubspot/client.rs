@@ -35,15 +35,20 @@ pub const DAILY_REMAINING_HEADER: &str = "x-hubspot-ratelimit-daily-remaining";
 /// Connection settings shared by every HubSpot kind.
 #[derive(Clone, Debug)]
 pub struct Conn {
+    /// API base URL.
     pub base_url: String,
+    /// Percent of the daily budget never used.
     pub daily_reserve_percent: f64,
+    /// Pause between searches, ms.
     pub search_interval_ms: u64,
 }
 
 /// One object as HubSpot returns it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Record {
+    /// Object id.
     pub id: String,
+    /// Requested properties (null when unset).
     #[serde(default)]
     pub properties: HashMap<String, Option<String>>,
 }
@@ -86,11 +91,15 @@ struct ListPage {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Property {
+    /// Internal name.
     pub name: String,
+    /// Property type (`string`, `enumeration`, `number`, `datetime`, …).
     #[serde(rename = "type")]
     pub property_type: String,
+    /// Picklist options.
     #[serde(default)]
     pub options: Vec<PropertyOption>,
+    /// Archived properties count as missing.
     #[serde(default)]
     pub archived: bool,
 }
@@ -98,7 +107,9 @@ pub struct Property {
 /// A picklist option.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PropertyOption {
+    /// Display label.
     pub label: String,
+    /// Internal value.
     pub value: String,
 }
 
@@ -111,8 +122,11 @@ struct Results<T> {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Pipeline {
+    /// Pipeline id.
     pub id: String,
+    /// Pipeline label.
     pub label: String,
+    /// Its stages.
     pub stages: Vec<PipelineStage>,
 }
 
@@ -120,8 +134,11 @@ pub struct Pipeline {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineStage {
+    /// Stage label.
     pub label: String,
+    /// Position in the pipeline.
     pub display_order: f64,
+    /// `isClosed`, `probability` (strings).
     #[serde(default)]
     pub metadata: HashMap<String, Value>,
 }

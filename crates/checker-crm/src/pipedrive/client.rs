@@ -33,7 +33,9 @@ pub enum PipedriveAuth {
 /// Connection settings shared by every Pipedrive kind.
 #[derive(Clone, Debug)]
 pub struct Conn {
+    /// API base URL.
     pub base_url: String,
+    /// How the secret is sent.
     pub auth: PipedriveAuth,
 }
 

@@ -28,9 +28,13 @@ const API_SCOPE: &str = "api (OAuth scope) with the API Enabled user permission"
 /// Connection settings shared by every Salesforce kind.
 #[derive(Clone, Debug)]
 pub struct Conn {
+    /// Instance URL.
     pub instance_url: String,
+    /// Pinned API version (`v60.0`).
     pub api_version: String,
+    /// Token endpoint host for the refresh flow.
     pub login_url: Option<String>,
+    /// Percent of the daily budget never used.
     pub daily_reserve_percent: f64,
 }
 
@@ -78,10 +82,14 @@ fn token_cache() -> &'static Mutex<HashMap<u64, Cached>> {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueryPage {
+    /// Matching records (all pages).
     pub total_size: u64,
+    /// Whether this is the last page.
     pub done: bool,
+    /// This page's records.
     #[serde(default)]
     pub records: Vec<Value>,
+    /// The next page, when not done.
     #[serde(default)]
     pub next_records_url: Option<String>,
 }
@@ -90,9 +98,12 @@ pub struct QueryPage {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Field {
+    /// API name.
     pub name: String,
+    /// Field type (`email`, `picklist`, …).
     #[serde(rename = "type")]
     pub field_type: String,
+    /// Picklist entries.
     #[serde(default)]
     pub picklist_values: Vec<PicklistValue>,
 }
@@ -100,9 +111,12 @@ pub struct Field {
 /// A picklist entry.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PicklistValue {
+    /// API value.
     pub value: String,
+    /// Label.
     #[serde(default)]
     pub label: Option<String>,
+    /// Inactive values do not count.
     #[serde(default = "yes")]
     pub active: bool,
 }
