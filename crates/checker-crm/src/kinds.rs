@@ -90,6 +90,10 @@ where
     P: DeserializeOwned + Serialize + JsonSchema + Validate + Send + Sync + 'static,
     R: Probe + 'static,
 {
+    fn default_thresholds(&self) -> Option<funnelgate_core::Thresholds> {
+        Some(self.doc.measure.default_thresholds())
+    }
+
     fn kind(&self) -> &'static str {
         self.doc.kind
     }

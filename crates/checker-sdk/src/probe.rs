@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use funnelgate_core::{Measurement, ProbeSpec};
+use funnelgate_core::{Measurement, ProbeSpec, Thresholds};
 use secrecy::SecretString;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -128,6 +128,10 @@ pub trait ProbeFactory: Send + Sync + 'static {
     /// Build a probe from params; unknown or invalid params → [`ProbeErrorKind::InvalidParams`]
     /// naming the field.
     fn build(&self, params: &serde_json::Value) -> Result<Arc<dyn Probe>, ProbeError>;
+    /// The thresholds a spec of this kind is judged by when it sets none (documented per kind).
+    fn default_thresholds(&self) -> Option<Thresholds> {
+        None
+    }
     /// Parse params into the typed struct and serialise them back, defaults filled in (the
     /// conformance tests check that this round-trips).
     fn normalize_params(&self, params: &serde_json::Value)
@@ -165,6 +169,7 @@ pub struct TypedFactory<P, F> {
     description: &'static str,
     unit: &'static str,
     vendors: &'static [&'static str],
+    defaults: Option<Thresholds>,
     make: F,
     _params: std::marker::PhantomData<fn() -> P>,
 }
@@ -180,6 +185,7 @@ where
             description,
             unit,
             vendors: &[],
+            defaults: None,
             make,
             _params: std::marker::PhantomData,
         }
@@ -187,6 +193,12 @@ where
 
     pub fn vendors(mut self, vendors: &'static [&'static str]) -> Self {
         self.vendors = vendors;
+        self
+    }
+
+    /// The thresholds used when a spec of this kind sets none.
+    pub fn default_thresholds(mut self, thresholds: Thresholds) -> Self {
+        self.defaults = Some(thresholds);
         self
     }
 }
@@ -213,6 +225,9 @@ where
     }
     fn build(&self, params: &serde_json::Value) -> Result<Arc<dyn Probe>, ProbeError> {
         (self.make)(parse_params(self.kind, params)?)
+    }
+    fn default_thresholds(&self) -> Option<Thresholds> {
+        self.defaults.clone()
     }
     fn normalize_params(
         &self,

@@ -303,9 +303,18 @@ impl Runner {
         Ok(probe)
     }
 
-    async fn run_spec(&self, spec: ProbeSpec, deadline: Option<Instant>) -> ProbeResult {
+    async fn run_spec(&self, mut spec: ProbeSpec, deadline: Option<Instant>) -> ProbeResult {
         let start = Instant::now();
         let unit = self.unit_of(&spec.kind);
+        // A spec without thresholds is judged by the kind's documented defaults, if it has any.
+        if spec.thresholds.is_empty()
+            && let Some(t) = self
+                .registry
+                .get(&spec.kind)
+                .and_then(|f| f.default_thresholds())
+        {
+            spec.thresholds = t;
+        }
         let probe = match self.probe_for(&spec) {
             Ok(p) => p,
             Err(e) => return error_result(&spec, &unit, &e.message, start),
@@ -983,19 +992,30 @@ mod tests {
     fn runner_with(shared: Arc<Shared>) -> Runner {
         install_crypto_provider();
         let mut registry = ProbeRegistry::new();
+        let make = move |p| {
+            shared.builds.fetch_add(1, Ordering::SeqCst);
+            Ok(Arc::new(FakeProbe {
+                p,
+                calls: AtomicUsize::new(0),
+                shared: Arc::clone(&shared),
+            }) as Arc<dyn Probe>)
+        };
+        let with_defaults = make.clone();
         registry.register(TypedFactory::<FakeParams, _>::new(
             "fake",
             "a fake probe",
             "count",
-            move |p| {
-                shared.builds.fetch_add(1, Ordering::SeqCst);
-                Ok(Arc::new(FakeProbe {
-                    p,
-                    calls: AtomicUsize::new(0),
-                    shared: Arc::clone(&shared),
-                }) as Arc<dyn Probe>)
-            },
+            make,
         ));
+        registry.register(
+            TypedFactory::<FakeParams, _>::new(
+                "fake.defaults",
+                "a fake probe with default thresholds",
+                "count",
+                with_defaults,
+            )
+            .default_thresholds(below(90.0, 70.0)),
+        );
         let http = reqwest::Client::builder().build().unwrap();
         Runner::with_http_client(registry, SecretStore::default(), http).with_retry_policy(
             RetryPolicy {
@@ -1249,6 +1269,35 @@ mod tests {
         assert_eq!(
             report.results[0].message,
             "5.0 above fail threshold 1.0; measured"
+        );
+    }
+
+    #[tokio::test]
+    async fn kind_defaults_apply_only_when_the_spec_sets_no_thresholds() {
+        let runner = runner_with(Arc::new(Shared::default()));
+        let mut s = spec("d", "fake.defaults");
+        s.params = serde_json::json!({"value": 50.0});
+        let r = runner.run_one(s.clone()).await;
+        assert_eq!(r.status, ProbeStatus::Fail, "{}", r.message);
+        assert_eq!(r.threshold, Some(70.0));
+
+        s.thresholds = below(40.0, 30.0);
+        let r = runner.run_one(s).await;
+        assert_eq!(
+            r.status,
+            ProbeStatus::Pass,
+            "the spec's own thresholds win: {}",
+            r.message
+        );
+
+        let mut plain = spec("p", "fake");
+        plain.params = serde_json::json!({"value": 50.0});
+        let r = runner.run_one(plain).await;
+        assert_eq!(
+            r.status,
+            ProbeStatus::Pass,
+            "no defaults, no thresholds: {}",
+            r.message
         );
     }
 }

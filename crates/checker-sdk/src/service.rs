@@ -82,6 +82,7 @@ impl CheckerService {
                 params_schema_json: f.params_schema().to_string(),
                 vendors: f.vendors(),
                 unit: f.unit().to_string(),
+                default_thresholds: f.default_thresholds().as_ref().map(Into::into),
             })
             .collect();
         let describe = pb::DescribeResponse {

@@ -43,6 +43,7 @@ impl StageChecker for FakeChecker {
                 params_schema_json: r#"{"type":"object"}"#.into(),
                 vendors: Vec::new(),
                 unit: "count".into(),
+                default_thresholds: None,
             }],
             version: env!("CARGO_PKG_VERSION").into(),
             name: "loadgen-fake".into(),
