@@ -73,8 +73,8 @@ impl Progress {
 fn status_line(last: Option<&funnelgate_core::GateDecision>, left: Duration, note: &str) -> String {
     let left = format_duration(Duration::from_secs(left.as_secs()));
     match last {
-        Some(d) => format!("waiting · {} · {left} left{note}", render::one_line(d)),
-        None => format!("waiting · no decision yet · {left} left{note}"),
+        Some(d) => format!("waiting ({left} left){note} · {}", render::one_line(d)),
+        None => format!("waiting ({left} left){note} · no decision yet"),
     }
 }
 

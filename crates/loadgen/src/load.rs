@@ -29,6 +29,33 @@ pub struct UnaryResult {
     pub errors: u64,
     /// Latency histogram (µs).
     pub latency: Histogram<u64>,
+    /// Measured time.
+    pub measured: Duration,
+}
+
+impl UnaryResult {
+    /// Nothing measured yet (to [`UnaryResult::merge`] slices into).
+    pub fn empty() -> Result<UnaryResult> {
+        Ok(UnaryResult {
+            rps: 0.0,
+            ok: 0,
+            errors: 0,
+            latency: histogram()?,
+            measured: Duration::ZERO,
+        })
+    }
+
+    /// Add a slice measured over `duration`.
+    pub fn merge(&mut self, other: UnaryResult, duration: Duration) -> Result<()> {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.latency
+            .add(other.latency)
+            .context("merging histograms")?;
+        self.measured += duration;
+        self.rps = self.ok as f64 / self.measured.as_secs_f64().max(f64::MIN_POSITIVE);
+        Ok(())
+    }
 }
 
 async fn channel(url: &str) -> Result<Channel> {
@@ -125,6 +152,7 @@ pub async fn unary(
         ok,
         errors,
         latency,
+        measured: duration,
     })
 }
 
