@@ -225,6 +225,29 @@ async fn coordinator_restart_keeps_history_and_the_active_override() {
     let n_before = before["decisions"].as_array().unwrap().len();
     assert!(n_before >= 2, "{before}");
 
+    // A `gate wait` started now must ride out the restart (its stream drops, it reconnects).
+    let waiter = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            cli(
+                &[
+                    "gate",
+                    "wait",
+                    "shop",
+                    "--until",
+                    "open",
+                    "--timeout",
+                    "3m",
+                    "--interval",
+                    "1s",
+                    "--server",
+                    &server,
+                ],
+                &[],
+            )
+            .await
+        })
+    };
     // SIGTERM: clean exit, then a new coordinator on the same database.
     let coord = c.coordinator.as_mut().unwrap();
     coord.terminate().unwrap();
@@ -270,6 +293,34 @@ async fn coordinator_restart_keeps_history_and_the_active_override() {
     let oldest =
         |v: &serde_json::Value| v["decisions"].as_array().unwrap().last().unwrap()["hash"].clone();
     assert_eq!(oldest(&before), oldest(&after));
+
+    // Clearing the override opens the gate: the waiter, reconnected, sees it.
+    let token: &[(&str, &str)] = &[];
+    let r = cli(
+        &[
+            "gate",
+            "clear-override",
+            "shop",
+            "--reason",
+            "done",
+            "--server",
+            &server,
+        ],
+        token,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.code, 0, "{r:?}");
+    let waited = tokio::time::timeout(MINUTE, waiter)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(waited.code, 0, "{waited:?}");
+    assert!(
+        waited.stderr.contains("reconnecting"),
+        "the wait did not see the stream drop: {waited:?}"
+    );
 
     // Tamper with a stored entry while the coordinator is down: `history --verify` exits 14.
     let coord = c.coordinator.as_mut().unwrap();
