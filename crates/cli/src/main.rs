@@ -24,6 +24,9 @@ use crate::exit::CliError;
 /// Start everything on one machine with `funnelgate up --config funnelgate.toml`, then ask the
 /// gate with `funnelgate gate status <funnel>`; gate a CI/CD pipeline with
 /// `funnelgate gate wait <funnel> --until open --timeout 15m`.
+///
+/// Try it offline in a minute: `funnelgate quickstart init demo`, then
+/// `funnelgate up --config demo/funnelgate.toml` (docs: docs/cli.md, examples/quickstart).
 #[derive(Parser, Debug)]
 #[command(name = "funnelgate", version, after_help = exit::HELP_TABLE, disable_help_subcommand = true)]
 struct Cli {
