@@ -174,6 +174,61 @@ fn result_text(r: &funnelgate_core::ProbeResult) -> String {
     s
 }
 
+/// A schema with a local `$ref` (`#/$defs/X`) resolved.
+fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
+    let target = schema.get("$ref").and_then(Value::as_str).and_then(|r| {
+        let name = r
+            .strip_prefix("#/$defs/")
+            .or_else(|| r.strip_prefix("#/definitions/"))?;
+        root.get("$defs")
+            .or_else(|| root.get("definitions"))?
+            .get(name)
+    });
+    target.unwrap_or(schema)
+}
+
+/// A short type name: `string`, `integer|string`, `one of a|b|c`.
+fn type_name(root: &Value, schema: &Value) -> String {
+    let s = resolve(root, schema);
+    if let Some(values) = s.get("enum").and_then(Value::as_array) {
+        let v: Vec<String> = values
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect();
+        return format!("one of {}", v.join("|"));
+    }
+    if let Some(alts) = s
+        .get("oneOf")
+        .or_else(|| s.get("anyOf"))
+        .and_then(Value::as_array)
+    {
+        let consts: Vec<&str> = alts
+            .iter()
+            .filter_map(|a| a.get("const").and_then(Value::as_str))
+            .collect();
+        if consts.len() == alts.len() && !consts.is_empty() {
+            return format!("one of {}", consts.join("|"));
+        }
+        let types: Vec<String> = alts
+            .iter()
+            .map(|a| type_name(root, a))
+            .filter(|t| t != "null")
+            .collect();
+        return types.join("|");
+    }
+    match s.get("type") {
+        Some(Value::String(t)) => t.clone(),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|t| *t != "null")
+            .collect::<Vec<_>>()
+            .join("|"),
+        _ => "value".into(),
+    }
+}
+
 /// Params of a kind as lines: `name (type, required): description`.
 fn params_lines(schema: &Value) -> Vec<String> {
     let required: Vec<&str> = schema
@@ -187,17 +242,7 @@ fn params_lines(schema: &Value) -> Vec<String> {
     props
         .iter()
         .map(|(name, p)| {
-            let ty = match p.get("type") {
-                Some(Value::String(t)) => t.clone(),
-                Some(Value::Array(ts)) => ts
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .filter(|t| *t != "null")
-                    .collect::<Vec<_>>()
-                    .join("|"),
-                _ if p.get("enum").is_some() || p.get("oneOf").is_some() => "enum".into(),
-                _ => "value".into(),
-            };
+            let ty = type_name(schema, p);
             let req = if required.contains(&name.as_str()) {
                 ", required"
             } else {
@@ -205,6 +250,7 @@ fn params_lines(schema: &Value) -> Vec<String> {
             };
             let desc = p
                 .get("description")
+                .or_else(|| resolve(schema, p).get("description"))
                 .and_then(Value::as_str)
                 .map(|d| d.split_whitespace().collect::<Vec<_>>().join(" "))
                 .unwrap_or_default();
@@ -272,4 +318,35 @@ fn list(stage: Option<StageArg>, output: Output) -> CmdResult {
         Output::Text => print!("{text}"),
     }
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_lines_resolve_refs_and_enums() {
+        let schema = serde_json::json!({
+            "properties": {
+                "url": {"type": "string", "description": "The URL."},
+                "measure": {"$ref": "#/$defs/M", "description": "What to measure."},
+                "limit": {"type": ["integer", "null"]}
+            },
+            "required": ["url"],
+            "$defs": {"M": {"oneOf": [{"const": "ok"}, {"const": "status"}]}}
+        });
+        let lines = params_lines(&schema);
+        assert!(
+            lines.contains(&"url (string, required): The URL.".to_string()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"measure (one of ok|status): What to measure.".to_string()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"limit (integer): ".to_string()),
+            "{lines:?}"
+        );
+    }
 }
