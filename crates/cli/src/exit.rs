@@ -118,3 +118,69 @@ pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 /// Result of a CLI command: the exit code on success (e.g. 10 for a HOLDing gate), an error
 /// otherwise.
 pub type CmdResult = Result<u8, CliError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_documented_codes() {
+        let code =
+            |c: tonic::Code| CliError::from_status("get gate", &tonic::Status::new(c, "why")).code;
+        assert_eq!(code(tonic::Code::NotFound), NOT_FOUND);
+        assert_eq!(code(tonic::Code::InvalidArgument), USAGE);
+        assert_eq!(code(tonic::Code::Unauthenticated), NO_PERMISSION);
+        assert_eq!(code(tonic::Code::PermissionDenied), NO_PERMISSION);
+        assert_eq!(code(tonic::Code::Unavailable), UNAVAILABLE);
+        assert_eq!(code(tonic::Code::Internal), UNAVAILABLE);
+        let e = CliError::from_status(
+            "get gate of `x`",
+            &tonic::Status::unauthenticated("missing token"),
+        );
+        assert_eq!(
+            e.message,
+            "get gate of `x`: missing token (pass --token or set FUNNELGATE_TOKEN)"
+        );
+    }
+
+    #[test]
+    fn help_table_lists_every_code() {
+        for c in [
+            OK,
+            FAILURE,
+            HOLD,
+            CLOSED,
+            UNAVAILABLE,
+            NOT_FOUND,
+            CHAIN_BROKEN,
+            USAGE,
+            NO_PERMISSION,
+        ] {
+            assert!(
+                HELP_TABLE.contains(&format!("{c:>4}  ")),
+                "exit code {c} is not documented in --help"
+            );
+        }
+    }
+
+    #[test]
+    fn docs_list_every_code() {
+        let docs = include_str!("../../../docs/cli.md");
+        for c in [
+            OK,
+            FAILURE,
+            HOLD,
+            CLOSED,
+            UNAVAILABLE,
+            NOT_FOUND,
+            CHAIN_BROKEN,
+            USAGE,
+            NO_PERMISSION,
+        ] {
+            assert!(
+                docs.contains(&format!("\n| {c} |")),
+                "exit code {c} is not in docs/cli.md"
+            );
+        }
+    }
+}
