@@ -353,3 +353,57 @@ async fn probe_list_and_run() {
         .unwrap();
     assert_eq!(r.code, 64, "{r:?}");
 }
+
+/// The configs we ship (the cluster deploy base, the quickstart) must validate against the real
+/// built-in checkers: every probe kind exists and every params object fits its published schema.
+#[tokio::test(flavor = "multi_thread")]
+async fn shipped_configs_validate_against_the_builtin_checkers() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let deploy = repo.join("deploy/kustomize/base/funnelgate.toml");
+    let r = cli(
+        &[
+            "config",
+            "validate",
+            "--up",
+            "--with-checkers",
+            &deploy.display().to_string(),
+        ],
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("checked against the checkers"), "{r:?}");
+
+    // And the check has teeth: a probe kind no checker offers is refused, naming the key.
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("funnelgate.toml");
+    std::fs::write(
+        &broken,
+        std::fs::read_to_string(&deploy)
+            .unwrap()
+            .replace("kind = \"dns.dmarc\"", "kind = \"dns.dmarcc\""),
+    )
+    .unwrap();
+    let r = cli(
+        &[
+            "config",
+            "validate",
+            "--up",
+            "--with-checkers",
+            &broken.display().to_string(),
+        ],
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.code, 64, "{r:?}");
+    assert!(r.stderr.contains("dns.dmarcc"), "{r:?}");
+    assert!(
+        r.stderr.contains("funnels[0].stages[2].probes[0].kind"),
+        "{r:?}"
+    );
+}
