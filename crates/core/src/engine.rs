@@ -666,7 +666,7 @@ struct StageEval {
 }
 
 impl StageEval {
-    /// A placeholder (no report judged yet).
+    /// The state before any report has been judged.
     const EMPTY: StageEval = StageEval {
         tally: Tally::EMPTY,
         health: StageHealth::Unknown,
