@@ -109,7 +109,8 @@ pub fn one_line(d: &core::GateDecision) -> String {
         let _ = write!(s, " · blocking {b}");
     }
     if let Some(r) = d.remediation.first() {
-        let _ = write!(s, " · fix first: {}/{}: {}", r.stage, r.probe, r.message);
+        // The engine's messages already name the stage, the probe and the status.
+        let _ = write!(s, " · fix first: {}", r.message);
     } else if let Some(r) = d.reasons.first() {
         let _ = write!(s, " · {}: {}", r.code, r.message);
     }
@@ -145,16 +146,10 @@ pub fn decision_text(d: &core::GateDecision, sequence: u64) -> String {
     if !d.reasons.is_empty() {
         let _ = writeln!(s, "\nreasons:");
         for r in &d.reasons {
-            let place = match (&r.stage, &r.probe) {
-                (Some(st), Some(p)) => format!(" {st}/{p}"),
-                (Some(st), None) => format!(" {st}"),
-                _ => String::new(),
-            };
             let _ = writeln!(
                 s,
-                "  {}{}: {}{}",
+                "  {}: {}{}",
                 r.code,
-                place,
                 r.message,
                 value_threshold(&r.message, r.value, r.threshold)
             );
@@ -180,11 +175,8 @@ pub fn decision_text(d: &core::GateDecision, sequence: u64) -> String {
         for (i, r) in d.remediation.iter().enumerate() {
             let _ = writeln!(
                 s,
-                "  {}. {}/{} {}: {}{}",
+                "  {}. {}{}",
                 i + 1,
-                r.stage,
-                r.probe,
-                r.status,
                 r.message,
                 value_threshold(&r.message, r.value, r.threshold)
             );
@@ -248,16 +240,7 @@ pub fn explain_text(d: &core::GateDecision, explanation: &[String]) -> String {
     if !d.remediation.is_empty() {
         let _ = writeln!(s, "\nremediation:");
         for (i, r) in d.remediation.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "  {}. {}/{} {} badness {}: {}",
-                i + 1,
-                r.stage,
-                r.probe,
-                r.status,
-                num(r.badness),
-                r.message
-            );
+            let _ = writeln!(s, "  {}. {} (badness {})", i + 1, r.message, num(r.badness));
         }
     }
     s.trim_end().to_string()

@@ -2196,11 +2196,14 @@ fn probe_message(
     }
     s.push_str(": ");
     let judged = matches!(r.status, ProbeStatus::Warn | ProbeStatus::Fail);
+    // The probe's own message restates the verdict and its raw measurement: when the policy says
+    // in words what the probe measures, that is the detail a marketer reads.
+    let detail = spec.description.as_deref().unwrap_or(&r.message);
     match (judged, r.value, r.threshold) {
         (true, Some(v), Some(_)) if spec.thresholds.expect.is_some() => {
             let expect = spec.thresholds.expect.unwrap_or(true);
             let _ = write!(s, "expected {expect}, got {}", v != 0.0);
-            push_detail(&mut s, &r.message);
+            push_detail(&mut s, detail);
         }
         (true, Some(v), Some(t)) => {
             let dir = if v < t { "below" } else { "above" };
@@ -2215,7 +2218,7 @@ fn probe_message(
                 with_unit(v, &r.unit),
                 with_unit(t, &r.unit)
             );
-            push_detail(&mut s, &r.message);
+            push_detail(&mut s, detail);
         }
         _ if !r.message.is_empty() => s.push_str(&r.message),
         _ => s.push_str(match r.status {
@@ -2239,7 +2242,7 @@ fn push_detail(s: &mut String, message: &str) {
 fn with_unit(v: f64, unit: &str) -> String {
     match unit {
         "" => fmt_num(v),
-        "%" => format!("{}%", fmt_num(v)),
+        "%" | "percent" => format!("{}%", fmt_num(v)),
         u => format!("{} {u}", fmt_num(v)),
     }
 }
@@ -2552,6 +2555,34 @@ mod tests {
             m,
             "esp: probe `g` FAIL: 3.5% above fail threshold 2.0% (bounces over 7 days)"
         );
+    }
+
+    #[test]
+    fn a_probe_description_is_the_detail_of_its_reason() {
+        let mut p = three_stages();
+        let g = p.stages[2].probes.iter_mut().find(|s| s.id == "g").unwrap();
+        g.description = Some("bounce rate of the newsletter, 7 days".into());
+        let mut e = engine(&p);
+        let mut r = val("g", ProbeStatus::Fail, 3.5, 2.0);
+        r.unit = "percent".into();
+        r.message = "3.5% above fail threshold 2.0; 100.0 * sum(bounced) / sum(sent) = 3.5".into();
+        let d = e
+            .apply_report(with(&p, "esp", at(1), vec![r]), at(1))
+            .unwrap()
+            .decision;
+        let m = &d
+            .reasons
+            .iter()
+            .find(|r| r.code == ReasonCode::StageFailing)
+            .unwrap()
+            .message;
+        assert_eq!(
+            m,
+            "esp: probe `g` FAIL: 3.5% above fail threshold 2.0% (bounce rate of the newsletter, 7 days)"
+        );
+        // The raw probe message is still there for whoever wants the evidence.
+        let full = &d.stages[2].probes[0].message;
+        assert!(full.contains("sum(bounced)"), "{full}");
     }
 
     #[test]
