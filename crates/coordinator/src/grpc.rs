@@ -11,8 +11,10 @@ use funnelgate_core::{GateDecision, GateState, Override, Phase};
 use funnelgate_proto::convert::{
     decision_to_pb, gate_state_from_pb, phase_from_pb, timestamp_to_pb,
 };
+use funnelgate_proto::encoded::EncodedDecision;
 use funnelgate_proto::pb;
-use funnelgate_proto::pb::gate_service_server::GateService;
+use funnelgate_proto::pb_server;
+use funnelgate_proto::pb_server::gate_service_server::GateService;
 use futures::Stream;
 use tokio::sync::{broadcast, watch};
 use tonic::{Request, Response, Status};
@@ -92,9 +94,11 @@ impl GateApi {
         GateApi { state }
     }
 
-    /// As a tonic server (with size limits on requests).
-    pub fn into_server(self) -> pb::gate_service_server::GateServiceServer<Self> {
-        pb::gate_service_server::GateServiceServer::new(self).max_decoding_message_size(64 * 1024)
+    /// As a tonic server (with size limits on requests). Its responses carry decisions encoded
+    /// once per change ([`EncodedDecision`]), byte-identical on the wire to the public types.
+    pub fn into_server(self) -> pb_server::gate_service_server::GateServiceServer<Self> {
+        pb_server::gate_service_server::GateServiceServer::new(self)
+            .max_decoding_message_size(64 * 1024)
     }
 }
 
@@ -186,16 +190,16 @@ pub fn decode_page_token(token: &str) -> Result<u64, ServiceError> {
 }
 
 /// A stored ledger entry as a wire record (compact decision).
-fn record_to_pb(entry: &LedgerEntry) -> Result<pb::DecisionRecord, ServiceError> {
+fn record_to_pb(entry: &LedgerEntry) -> Result<pb_server::DecisionRecord, ServiceError> {
     let decision = stored_decision(entry)?;
-    Ok(pb::DecisionRecord {
+    Ok(pb_server::DecisionRecord {
         sequence: entry.seq,
-        decision: Some(decision_to_pb(
+        decision: Some(EncodedDecision::new(&decision_to_pb(
             &decision,
             false,
             &entry.config_hash,
             entry.seq,
-        )),
+        ))),
         recorded_at: Some(timestamp_to_pb(entry.recorded_at)),
         hash: entry.hash.clone(),
         prev_hash: entry.prev_hash.clone(),
@@ -218,7 +222,7 @@ fn stored_decision(entry: &LedgerEntry) -> Result<GateDecision, ServiceError> {
     })
 }
 
-type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchGateResponse, Status>> + Send>>;
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb_server::WatchGateResponse, Status>> + Send>>;
 
 /// Decrements the watcher count when a stream ends, however it ends.
 struct WatchGuard {
@@ -243,14 +247,15 @@ struct WatchLoop {
     _guard: Option<WatchGuard>,
 }
 
-fn watch_response(p: &Published, full: bool) -> pb::WatchGateResponse {
-    pb::WatchGateResponse {
-        decision: Some((*p.to_pb(full)).clone()),
+/// The encoded decision, shared by every stream: sending it copies bytes, never re-encodes.
+fn watch_response(p: &Published, full: bool) -> pb_server::WatchGateResponse {
+    pb_server::WatchGateResponse {
+        decision: Some(p.encoded(full)),
     }
 }
 
 impl WatchLoop {
-    async fn next(mut self) -> Option<(Result<pb::WatchGateResponse, Status>, Self)> {
+    async fn next(mut self) -> Option<(Result<pb_server::WatchGateResponse, Status>, Self)> {
         if self.done {
             return None;
         }
@@ -308,13 +313,12 @@ impl GateService for GateApi {
     async fn get_gate(
         &self,
         request: Request<pb::GetGateRequest>,
-    ) -> Result<Response<pb::GetGateResponse>, Status> {
+    ) -> Result<Response<pb_server::GetGateResponse>, Status> {
         let req = request.get_ref();
         let slot = self.state.slot(&req.funnel)?;
         let full = view_is_full(req.view)?;
-        let decision = (*slot.current().to_pb(full)).clone();
-        Ok(Response::new(pb::GetGateResponse {
-            decision: Some(decision),
+        Ok(Response::new(pb_server::GetGateResponse {
+            decision: Some(slot.current().encoded(full)),
         }))
     }
 
@@ -360,7 +364,7 @@ impl GateService for GateApi {
     async fn list_decisions(
         &self,
         request: Request<pb::ListDecisionsRequest>,
-    ) -> Result<Response<pb::ListDecisionsResponse>, Status> {
+    ) -> Result<Response<pb_server::ListDecisionsResponse>, Status> {
         let deadline = request_deadline(&request);
         let req = request.into_inner();
         self.state.slot(&req.funnel)?;
@@ -387,7 +391,7 @@ impl GateService for GateApi {
                 .iter()
                 .map(record_to_pb)
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut response = pb::ListDecisionsResponse {
+            let mut response = pb_server::ListDecisionsResponse {
                 decisions,
                 next_page_token,
                 ..Default::default()
@@ -407,16 +411,20 @@ impl GateService for GateApi {
     async fn explain(
         &self,
         request: Request<pb::ExplainRequest>,
-    ) -> Result<Response<pb::ExplainResponse>, Status> {
+    ) -> Result<Response<pb_server::ExplainResponse>, Status> {
         let deadline = request_deadline(&request);
         let req = request.into_inner();
         let slot = self.state.slot(&req.funnel)?;
         let policy = slot.policy.clone();
         let policy_json = serde_json::to_string_pretty(&*policy)
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let (decision, pb_decision) = if req.sequence == 0 {
+        let (decision, encoded, config_hash) = if req.sequence == 0 {
             let current = slot.current();
-            (current.decision.clone(), (*current.full_pb()).clone())
+            (
+                current.decision.clone(),
+                current.full(),
+                current.config_hash.to_string(),
+            )
         } else {
             let store = self.state.store.clone();
             let funnel = req.funnel.clone();
@@ -434,19 +442,24 @@ impl GateService for GateApi {
                 ))
             })?;
             let decision = Arc::new(stored_decision(&entry)?);
-            let pb_decision = decision_to_pb(&decision, true, &entry.config_hash, entry.seq);
-            (decision, pb_decision)
+            let encoded = EncodedDecision::new(&decision_to_pb(
+                &decision,
+                true,
+                &entry.config_hash,
+                entry.seq,
+            ));
+            (decision, encoded, entry.config_hash)
         };
         let mut explanation = explain(&decision, Some(&policy));
-        if pb_decision.config_hash != self.state.gates.config_hash() {
+        if config_hash != self.state.gates.config_hash() {
             explanation.push(format!(
                 "note: this decision was made under configuration {}, the current one is {}: policy_json shows the current policy",
-                pb_decision.config_hash,
+                config_hash,
                 self.state.gates.config_hash()
             ));
         }
-        Ok(Response::new(pb::ExplainResponse {
-            decision: Some(pb_decision),
+        Ok(Response::new(pb_server::ExplainResponse {
+            decision: Some(encoded),
             policy_json,
             explanation,
         }))
@@ -479,7 +492,7 @@ impl GateService for GateApi {
     async fn set_override(
         &self,
         request: Request<pb::SetOverrideRequest>,
-    ) -> Result<Response<pb::SetOverrideResponse>, Status> {
+    ) -> Result<Response<pb_server::SetOverrideResponse>, Status> {
         let caller = self
             .state
             .auth
@@ -516,15 +529,15 @@ impl GateService for GateApi {
             .set_override(req.funnel.clone(), ov)
             .await?;
         tracing::info!(funnel = %req.funnel, actor = %caller.name, state = %state, ttl_seconds = req.ttl_seconds, "override set");
-        Ok(Response::new(pb::SetOverrideResponse {
-            decision: Some((*published.compact_pb).clone()),
+        Ok(Response::new(pb_server::SetOverrideResponse {
+            decision: Some(published.compact.clone()),
         }))
     }
 
     async fn clear_override(
         &self,
         request: Request<pb::ClearOverrideRequest>,
-    ) -> Result<Response<pb::ClearOverrideResponse>, Status> {
+    ) -> Result<Response<pb_server::ClearOverrideResponse>, Status> {
         let caller = self
             .state
             .auth
@@ -541,15 +554,15 @@ impl GateService for GateApi {
             .clear_override(req.funnel.clone(), caller.name.clone(), reason)
             .await?;
         tracing::info!(funnel = %req.funnel, actor = %caller.name, "override cleared");
-        Ok(Response::new(pb::ClearOverrideResponse {
-            decision: Some((*published.compact_pb).clone()),
+        Ok(Response::new(pb_server::ClearOverrideResponse {
+            decision: Some(published.compact.clone()),
         }))
     }
 
     async fn set_phase(
         &self,
         request: Request<pb::SetPhaseRequest>,
-    ) -> Result<Response<pb::SetPhaseResponse>, Status> {
+    ) -> Result<Response<pb_server::SetPhaseResponse>, Status> {
         let caller = self
             .state
             .auth
@@ -565,8 +578,8 @@ impl GateService for GateApi {
             .set_phase(req.funnel.clone(), phase, caller.name.clone(), reason)
             .await?;
         tracing::info!(funnel = %req.funnel, actor = %caller.name, phase = %phase.as_str(), "phase set");
-        Ok(Response::new(pb::SetPhaseResponse {
-            decision: Some((*published.compact_pb).clone()),
+        Ok(Response::new(pb_server::SetPhaseResponse {
+            decision: Some(published.compact.clone()),
         }))
     }
 }
@@ -654,9 +667,15 @@ mod tests {
         tx.send(published(1)).unwrap(); // already sent as the current decision
         tx.send(published(2)).unwrap();
         let (first, w) = w.next().await.unwrap();
-        assert_eq!(first.unwrap().decision.unwrap().sequence, 1);
+        assert_eq!(
+            first.unwrap().decision.unwrap().decode().unwrap().sequence,
+            1
+        );
         let (second, _) = w.next().await.unwrap();
-        assert_eq!(second.unwrap().decision.unwrap().sequence, 2);
+        assert_eq!(
+            second.unwrap().decision.unwrap().decode().unwrap().sequence,
+            2
+        );
     }
 
     #[tokio::test]

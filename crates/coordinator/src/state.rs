@@ -14,7 +14,7 @@ use funnelgate_core::{
     Timestamp,
 };
 use funnelgate_proto::convert::decision_to_pb;
-use funnelgate_proto::pb;
+use funnelgate_proto::encoded::EncodedDecision;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::error::{CoordinatorError, ServiceError};
@@ -42,9 +42,10 @@ pub fn now() -> Timestamp {
 pub struct Published {
     /// The decision.
     pub decision: Arc<GateDecision>,
-    /// The compact wire form, computed at publish time so `GetGate` is a lookup and a clone.
-    pub compact_pb: Arc<pb::GateDecision>,
-    full_pb: OnceLock<Arc<pb::GateDecision>>,
+    /// The compact wire form, encoded once at publish time: `GetGate` and every `WatchGate`
+    /// stream send these bytes as they are.
+    pub compact: EncodedDecision,
+    full: OnceLock<EncodedDecision>,
     compact_json: OnceLock<Arc<[u8]>>,
     full_json: OnceLock<Arc<[u8]>>,
     /// Ledger sequence of the last recorded change of this funnel (0 before the first).
@@ -56,11 +57,12 @@ pub struct Published {
 impl Published {
     /// Build the published form of `decision`.
     pub fn new(decision: Arc<GateDecision>, config_hash: Arc<str>, sequence: u64) -> Self {
-        let compact_pb = Arc::new(decision_to_pb(&decision, false, &config_hash, sequence));
+        let compact =
+            EncodedDecision::new(&decision_to_pb(&decision, false, &config_hash, sequence));
         Published {
             decision,
-            compact_pb,
-            full_pb: OnceLock::new(),
+            compact,
+            full: OnceLock::new(),
             compact_json: OnceLock::new(),
             full_json: OnceLock::new(),
             sequence,
@@ -94,11 +96,11 @@ impl Published {
         .clone()
     }
 
-    /// The full wire form (every probe result), computed once on first use.
-    pub fn full_pb(&self) -> Arc<pb::GateDecision> {
-        self.full_pb
+    /// The full wire form (every probe result), encoded once on first use.
+    pub fn full(&self) -> EncodedDecision {
+        self.full
             .get_or_init(|| {
-                Arc::new(decision_to_pb(
+                EncodedDecision::new(&decision_to_pb(
                     &self.decision,
                     true,
                     &self.config_hash,
@@ -108,12 +110,12 @@ impl Published {
             .clone()
     }
 
-    /// The compact or full wire form.
-    pub fn to_pb(&self, full: bool) -> Arc<pb::GateDecision> {
+    /// The compact or full wire form (a reference-counted clone of the encoded bytes).
+    pub fn encoded(&self, full: bool) -> EncodedDecision {
         if full {
-            self.full_pb()
+            self.full()
         } else {
-            self.compact_pb.clone()
+            self.compact.clone()
         }
     }
 }

@@ -6,6 +6,7 @@
 //! never the other way round, and knows nothing of servers, stores or probes.
 
 pub mod convert;
+pub mod encoded;
 
 /// Generated code for package `funnelgate.v1`.
 #[allow(clippy::all, missing_docs)]
@@ -15,6 +16,13 @@ pub mod pb {
     /// Encoded `FileDescriptorSet` of the funnelgate.v1 protos, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/funnelgate_descriptor.bin"));
+}
+
+/// Server-side `GateService` types: the public request types, and responses whose decision is
+/// an [`encoded::EncodedDecision`] (byte-identical on the wire to the [`pb`] responses).
+#[allow(clippy::all, missing_docs)]
+pub mod pb_server {
+    include!(concat!(env!("OUT_DIR"), "/server/funnelgate.v1.rs"));
 }
 
 pub use convert::ConversionError;
