@@ -57,7 +57,11 @@ async fn quickstart_up_closed_fix_open() {
         "{}",
         status.stdout
     );
-    assert!(status.stdout.contains("1. crm/"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("1. crm: probe `"),
+        "{}",
+        status.stdout
+    );
     let check = cli(
         &["gate", "check", "acme", "-o", "json", "--server", &server],
         &[],
