@@ -411,7 +411,7 @@ async fn python_grpcio_health_client_sees_serving() {
     });
     assert!(
         std::path::Path::new(&python).exists(),
-        "python with grpcio-health-checking not found at {python}: create /work/main/.venv (see scripts/python-requirements.txt) or set FUNNELGATE_PYTHON"
+        "python with grpcio-health-checking not found at {python}: run scripts/test.sh (it creates .venv from scripts/python-requirements.txt) or set FUNNELGATE_PYTHON"
     );
     let server = Server::start().await;
     let script = format!(

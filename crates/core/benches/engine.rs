@@ -7,7 +7,7 @@
 //!   being applied, so cold in cache (`25_probes_cold_input`);
 //! - `tick`: re-decide every funnel for time only.
 //!
-//! Run: `CARGO_TARGET_DIR=/work/target-core cargo bench -p funnelgate-core --bench engine`
+//! Run: `cargo bench -p funnelgate-core --bench engine`
 #![allow(clippy::unwrap_used)]
 
 use std::hint::black_box;
