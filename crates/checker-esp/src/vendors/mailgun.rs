@@ -21,8 +21,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ObjectParams, Rate, ReadContract, bool_measurement, check_rate_thresholds, check_window_days,
-    endpoint, parse_base_url, reencode, worse,
+    Rate, ReadContract, bool_measurement, check_rate_thresholds, check_window_days, endpoint,
+    parse_base_url, reencode, worse,
 };
 
 const VENDOR: &str = "mailgun";
@@ -321,8 +321,7 @@ pub struct WebhooksParams {
 
 /// Register the Mailgun kinds.
 pub fn register(registry: &mut ProbeRegistry) {
-    registry.register(ObjectParams(
-        TypedFactory::<DomainVerificationParams, _>::new(
+    registry.register(TypedFactory::<DomainVerificationParams, _>::new(
             "mailgun.domain_verification",
             "mailgun considers the sending domain active, not disabled, with valid sending dns records",
             "bool",
@@ -331,9 +330,8 @@ pub fn register(registry: &mut ProbeRegistry) {
                 Ok(Arc::new(DomainVerification { api }) as Arc<dyn Probe>)
             },
         )
-        .vendors(VENDORS),
-    ));
-    registry.register(ObjectParams(
+        .vendors(VENDORS));
+    registry.register(
         TypedFactory::<BounceRateParams, _>::new(
             "mailgun.bounce_rate",
             "mailgun hard-bounce rate (permanent bounces / accepted outgoing) over a window",
@@ -353,8 +351,8 @@ pub fn register(registry: &mut ProbeRegistry) {
             },
         )
         .vendors(VENDORS),
-    ));
-    registry.register(ObjectParams(
+    );
+    registry.register(
         TypedFactory::<ComplaintRateParams, _>::new(
             "mailgun.complaint_rate",
             "mailgun complaint rate (complained / delivered) over a window",
@@ -374,8 +372,8 @@ pub fn register(registry: &mut ProbeRegistry) {
             },
         )
         .vendors(VENDORS),
-    ));
-    registry.register(ObjectParams(
+    );
+    registry.register(
         TypedFactory::<WebhooksParams, _>::new(
             "mailgun.webhooks",
             "the mailgun domain sends bounce and complaint events to webhooks",
@@ -392,7 +390,7 @@ pub fn register(registry: &mut ProbeRegistry) {
             },
         )
         .vendors(VENDORS),
-    ));
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,9 +14,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use std::sync::Arc;
-
-use funnelgate_checker_sdk::{Probe, ProbeError, ProbeFactory, ProbeRegistry};
+use funnelgate_checker_sdk::{ProbeError, ProbeRegistry};
 use funnelgate_core::{Measurement, ProbeStatus, Timestamp};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -32,50 +30,6 @@ pub fn register(registry: &mut ProbeRegistry) {
     ses::register(registry);
     mailgun::register(registry);
     postmark::register(registry);
-}
-
-/// Wraps a factory so params that are not a JSON object are rejected. serde accepts `[]` for a
-/// struct whose fields all have defaults (the sequence form), which would silently build a probe
-/// with every default from garbage.
-pub(crate) struct ObjectParams<F>(pub F);
-
-impl<F: ProbeFactory> ProbeFactory for ObjectParams<F> {
-    fn kind(&self) -> &'static str {
-        self.0.kind()
-    }
-    fn description(&self) -> &'static str {
-        self.0.description()
-    }
-    fn unit(&self) -> &'static str {
-        self.0.unit()
-    }
-    fn vendors(&self) -> Vec<String> {
-        self.0.vendors()
-    }
-    fn params_schema(&self) -> serde_json::Value {
-        self.0.params_schema()
-    }
-    fn build(&self, params: &serde_json::Value) -> Result<Arc<dyn Probe>, ProbeError> {
-        require_object(self.kind(), params)?;
-        self.0.build(params)
-    }
-    fn normalize_params(
-        &self,
-        params: &serde_json::Value,
-    ) -> Result<serde_json::Value, ProbeError> {
-        require_object(self.kind(), params)?;
-        self.0.normalize_params(params)
-    }
-}
-
-fn require_object(kind: &str, params: &serde_json::Value) -> Result<(), ProbeError> {
-    if params.is_object() {
-        Ok(())
-    } else {
-        Err(ProbeError::params(format!(
-            "params of `{kind}` must be an object, got {params}"
-        )))
-    }
 }
 
 /// What an adapter reads from one vendor operation. Checked by the crate's contract tests against

@@ -22,8 +22,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ObjectParams, Rate, ReadContract, bool_measurement, check_rate_thresholds, check_window_days,
-    endpoint, now, parse_base_url, reencode, utc_date, worse,
+    Rate, ReadContract, bool_measurement, check_rate_thresholds, check_window_days, endpoint, now,
+    parse_base_url, reencode, utc_date, worse,
 };
 
 const VENDOR: &str = "postmark";
@@ -224,7 +224,7 @@ pub struct ComplaintRateParams {
 
 /// Register the Postmark kinds.
 pub fn register(registry: &mut ProbeRegistry) {
-    registry.register(ObjectParams(
+    registry.register(
         TypedFactory::<DomainVerificationParams, _>::new(
             "postmark.domain_verification",
             "postmark has verified dkim (and the return-path domain) of the sending domain",
@@ -241,8 +241,8 @@ pub fn register(registry: &mut ProbeRegistry) {
             },
         )
         .vendors(VENDORS),
-    ));
-    registry.register(ObjectParams(
+    );
+    registry.register(
         TypedFactory::<BounceRateParams, _>::new(
             "postmark.bounce_rate",
             "postmark bounce rate (bounced / sent, outbound stats) over a window",
@@ -263,8 +263,8 @@ pub fn register(registry: &mut ProbeRegistry) {
             },
         )
         .vendors(VENDORS),
-    ));
-    registry.register(ObjectParams(
+    );
+    registry.register(
         TypedFactory::<ComplaintRateParams, _>::new(
             "postmark.complaint_rate",
             "postmark spam-complaint rate (spam complaints / sent, outbound stats) over a window",
@@ -285,7 +285,7 @@ pub fn register(registry: &mut ProbeRegistry) {
             },
         )
         .vendors(VENDORS),
-    ));
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -19,8 +19,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ObjectParams, Rate, ReadContract, bool_measurement, check_rate_thresholds, check_window_days,
-    endpoint, now, parse_base_url, reencode, utc_date,
+    Rate, ReadContract, bool_measurement, check_rate_thresholds, check_window_days, endpoint, now,
+    parse_base_url, reencode, utc_date,
 };
 
 const VENDOR: &str = "sendgrid";
@@ -439,8 +439,7 @@ pub struct EventWebhookParams {
 
 /// Register the SendGrid kinds.
 pub fn register(registry: &mut ProbeRegistry) {
-    registry.register(ObjectParams(
-        TypedFactory::<DomainAuthenticationParams, _>::new(
+    registry.register(TypedFactory::<DomainAuthenticationParams, _>::new(
             "sendgrid.domain_authentication",
             "sendgrid considers the sending domain authenticated (mail cname and dkim records valid)",
             "bool",
@@ -454,9 +453,8 @@ pub fn register(registry: &mut ProbeRegistry) {
                 Ok(Arc::new(DomainAuthentication { api, params: p, wanted }) as Arc<dyn Probe>)
             },
         )
-        .vendors(VENDORS),
-    ));
-    registry.register(ObjectParams(
+        .vendors(VENDORS));
+    registry.register(
         TypedFactory::<BounceRateParams, _>::new(
             "sendgrid.bounce_rate",
             "sendgrid hard-bounce rate (bounces / requests) over a window",
@@ -476,8 +474,8 @@ pub fn register(registry: &mut ProbeRegistry) {
             },
         )
         .vendors(VENDORS),
-    ));
-    registry.register(ObjectParams(
+    );
+    registry.register(
         TypedFactory::<ComplaintRateParams, _>::new(
             "sendgrid.complaint_rate",
             "sendgrid spam-complaint rate (spam reports / delivered) over a window",
@@ -497,8 +495,8 @@ pub fn register(registry: &mut ProbeRegistry) {
             },
         )
         .vendors(VENDORS),
-    ));
-    registry.register(ObjectParams(
+    );
+    registry.register(
         TypedFactory::<SuppressionGrowthParams, _>::new(
             "sendgrid.suppression_growth",
             "new bounce and spam-report suppressions as a share of requests over a window",
@@ -517,8 +515,8 @@ pub fn register(registry: &mut ProbeRegistry) {
             },
         )
         .vendors(VENDORS),
-    ));
-    registry.register(ObjectParams(
+    );
+    registry.register(
         TypedFactory::<EventWebhookParams, _>::new(
             "sendgrid.event_webhook",
             "an enabled sendgrid event webhook sends bounce and spam-report events to your systems",
@@ -535,7 +533,7 @@ pub fn register(registry: &mut ProbeRegistry) {
             },
         )
         .vendors(VENDORS),
-    ));
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -26,8 +26,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ObjectParams, Rate, ReadContract, bool_measurement, check_rate_thresholds, check_window_days,
-    endpoint, parse_base_url, reencode, worse,
+    Rate, ReadContract, bool_measurement, check_rate_thresholds, check_window_days, endpoint,
+    parse_base_url, reencode, worse,
 };
 
 const VENDOR: &str = "ses";
@@ -407,8 +407,7 @@ pub struct EventDestinationsParams {
 
 /// Register the SES kinds.
 pub fn register(registry: &mut ProbeRegistry) {
-    registry.register(ObjectParams(
-        TypedFactory::<AccountStandingParams, _>::new(
+    registry.register(TypedFactory::<AccountStandingParams, _>::new(
             "ses.account_standing",
             "the ses account can send: sending enabled, out of the sandbox, enforcement status healthy, quota headroom",
             "percent",
@@ -419,10 +418,8 @@ pub fn register(registry: &mut ProbeRegistry) {
                 Ok(Arc::new(AccountStanding { api, params: p }) as Arc<dyn Probe>)
             },
         )
-        .vendors(VENDORS),
-    ));
-    registry.register(ObjectParams(
-        TypedFactory::<IdentityDkimParams, _>::new(
+        .vendors(VENDORS));
+    registry.register(TypedFactory::<IdentityDkimParams, _>::new(
             "ses.identity_dkim",
             "the ses identity is verified for sending and signs with dkim (2048-bit keys recommended)",
             "bool",
@@ -435,10 +432,8 @@ pub fn register(registry: &mut ProbeRegistry) {
                 Ok(Arc::new(IdentityDkim { api, identity: p.identity.trim().to_string() }) as Arc<dyn Probe>)
             },
         )
-        .vendors(VENDORS),
-    ));
-    registry.register(ObjectParams(
-        TypedFactory::<EventDestinationsParams, _>::new(
+        .vendors(VENDORS));
+    registry.register(TypedFactory::<EventDestinationsParams, _>::new(
             "ses.event_destinations",
             "the ses configuration set publishes bounce and complaint events to sns, eventbridge or firehose",
             "count",
@@ -458,9 +453,8 @@ pub fn register(registry: &mut ProbeRegistry) {
                 Ok(Arc::new(EventDestinationsProbe { api, params: p }) as Arc<dyn Probe>)
             },
         )
-        .vendors(VENDORS),
-    ));
-    registry.register(ObjectParams(
+        .vendors(VENDORS));
+    registry.register(
         TypedFactory::<BounceRateParams, _>::new(
             "ses.bounce_rate",
             "ses permanent-bounce rate (permanent bounces / sends, vdm metrics) over a window",
@@ -481,8 +475,8 @@ pub fn register(registry: &mut ProbeRegistry) {
             },
         )
         .vendors(VENDORS),
-    ));
-    registry.register(ObjectParams(
+    );
+    registry.register(
         TypedFactory::<ComplaintRateParams, _>::new(
             "ses.complaint_rate",
             "ses complaint rate (complaints / deliveries, vdm metrics) over a window",
@@ -503,7 +497,7 @@ pub fn register(registry: &mut ProbeRegistry) {
             },
         )
         .vendors(VENDORS),
-    ));
+    );
 }
 
 fn dimensions(
