@@ -1,6 +1,6 @@
 //! One read-only database session per probe run, on PostgreSQL, MySQL/MariaDB or SQLite, and the
 //! few SQL dialect differences the warehouse probes need (identifier quoting, timestamp
-//! comparison, text casts, placeholders).
+//! comparison, text casts, bind parameter markers).
 //!
 //! Read-only is enforced by the database: PostgreSQL and MySQL/MariaDB sessions are set
 //! `READ ONLY`, SQLite files are opened read-only with `query_only`. Every statement is bounded
@@ -425,8 +425,8 @@ impl Dialect {
         }
     }
 
-    /// The `n`th (1-based) placeholder.
-    pub fn placeholder(&self, n: usize) -> String {
+    /// The `n`th (1-based) bind parameter marker (`$n` or `?`).
+    pub fn bind_param(&self, n: usize) -> String {
         match self.0 {
             Backend::Postgres => format!("${n}"),
             _ => "?".to_string(),
@@ -442,7 +442,7 @@ impl Dialect {
             .iter()
             .map(|v| {
                 binds.push(v.clone());
-                self.placeholder(binds.len())
+                self.bind_param(binds.len())
             })
             .collect();
         format!("{expr} IN ({})", ph.join(", "))

@@ -760,10 +760,10 @@ impl Probe for ConversionProbe {
                 if let Some(to) = to {
                     window.push_str(&format!(" AND {entered} < {}", q.d.ts_lit(to)));
                 }
-                // `?` placeholders bind in text order: the EXISTS (select list) comes before the WHERE.
+                // `?` markers bind in text order: the EXISTS (select list) comes before the WHERE.
                 let later_in = q.d.in_list(&q.c("f", "lifecycle_events", "stage"), later, &mut binds);
                 binds.push(stage.to_string());
-                let stage_ph = q.d.placeholder(binds.len());
+                let stage_ph = q.d.bind_param(binds.len());
                 let text = format!(
                     "SELECT COUNT(DISTINCT {e_id}), COUNT(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM {ev} f WHERE {f_id} = {e_id} AND {later_in}) THEN {e_id} END) \
                      FROM {ev} e WHERE {e_stage} = {stage_ph} AND {window}",

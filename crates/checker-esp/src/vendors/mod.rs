@@ -24,6 +24,22 @@ pub mod postmark;
 pub mod sendgrid;
 pub mod ses;
 
+// Default rate thresholds shared by every vendor (percent; reached at equality). Sources in
+// PROBES.md: bounces E4 (warn 2%, fail 5%: where SES reviews an account), complaints §5.1–5.2
+// (Gmail and Yahoo: keep below 0.1%, never reach 0.3%).
+pub(crate) fn default_bounce_warn() -> Option<f64> {
+    Some(2.0)
+}
+pub(crate) fn default_bounce_fail() -> Option<f64> {
+    Some(5.0)
+}
+pub(crate) fn default_complaint_warn() -> Option<f64> {
+    Some(0.1)
+}
+pub(crate) fn default_complaint_fail() -> Option<f64> {
+    Some(0.3)
+}
+
 /// Register every vendor probe kind of the esp checker.
 pub fn register(registry: &mut ProbeRegistry) {
     sendgrid::register(registry);

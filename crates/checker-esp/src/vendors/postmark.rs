@@ -22,8 +22,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Rate, ReadContract, bool_measurement, check_rate_thresholds, check_window_days, endpoint, now,
-    parse_base_url, reencode, utc_date, worse,
+    Rate, ReadContract, bool_measurement, check_rate_thresholds, check_window_days,
+    default_bounce_fail, default_bounce_warn, default_complaint_fail, default_complaint_warn,
+    endpoint, now, parse_base_url, reencode, utc_date, worse,
 };
 
 const VENDOR: &str = "postmark";
@@ -136,18 +137,6 @@ fn default_true() -> bool {
 }
 fn default_window_days() -> u32 {
     7
-}
-fn default_bounce_warn() -> Option<f64> {
-    Some(2.0)
-}
-fn default_bounce_fail() -> Option<f64> {
-    Some(5.0)
-}
-fn default_complaint_warn() -> Option<f64> {
-    Some(0.1)
-}
-fn default_complaint_fail() -> Option<f64> {
-    Some(0.3)
 }
 
 /// Params of `postmark.domain_verification` (the secret is an account token).

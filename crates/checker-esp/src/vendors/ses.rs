@@ -26,8 +26,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Rate, ReadContract, bool_measurement, check_rate_thresholds, check_window_days, endpoint,
-    parse_base_url, reencode, worse,
+    Rate, ReadContract, bool_measurement, check_rate_thresholds, check_window_days,
+    default_bounce_fail, default_bounce_warn, default_complaint_fail, default_complaint_warn,
+    endpoint, parse_base_url, reencode, worse,
 };
 
 const VENDOR: &str = "ses";
@@ -240,18 +241,6 @@ fn default_window_days() -> u32 {
 }
 fn default_quota_warn() -> Option<f64> {
     Some(80.0)
-}
-fn default_bounce_warn() -> Option<f64> {
-    Some(2.0)
-}
-fn default_bounce_fail() -> Option<f64> {
-    Some(5.0)
-}
-fn default_complaint_warn() -> Option<f64> {
-    Some(0.1)
-}
-fn default_complaint_fail() -> Option<f64> {
-    Some(0.3)
 }
 
 /// Params of `ses.account_standing`.
