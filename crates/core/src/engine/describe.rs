@@ -17,7 +17,8 @@ use super::fmt::{fmt_dur, fmt_num, push_detail, with_unit};
 use super::health::StageState;
 use super::key::{Keys, ProbeRef, reason_key};
 use super::readiness::Cause;
-use super::remediation::TOP_OF_FUNNEL_ADVICE;
+use super::readiness::Closing;
+use super::remediation::{Ranked, TOP_OF_FUNNEL_ADVICE};
 use super::{overrides, proof, remediation};
 
 impl Funnel {
@@ -87,7 +88,7 @@ impl Funnel {
             blocking_stage: v.blocking_stage.map(|i| self.policy.stages[i].name.clone()),
             phase: m.phase,
             reasons,
-            remediation: items.into_iter().map(|(_, it)| it).collect(),
+            remediation: items.into_iter().map(|r| r.item).collect(),
             stages,
             since: m.since,
             evaluated_at: self.at,
@@ -114,8 +115,37 @@ impl Funnel {
                 || overrides::message(o, v.underlying),
             );
         }
+        if v.awaiting_evidence > 0 {
+            sink.reason(
+                ReasonCode::AwaitingEvidence,
+                None,
+                ProbeRef::None,
+                Some(f64::from(v.awaiting_evidence)),
+                None,
+                || {
+                    let waiting: Vec<&str> = self
+                        .policy
+                        .stages
+                        .iter()
+                        .zip(&self.stages)
+                        .filter(|(_, st)| !st.evidenced)
+                        .map(|(sp, _)| sp.name.as_str())
+                        .collect();
+                    format!(
+                        "waiting for the first evidence: {} of {} stages have not completed a \
+                         check yet ({}): no share is allowed until every stage has reported",
+                        waiting.len(),
+                        self.stages.len(),
+                        waiting.join(", ")
+                    )
+                },
+            );
+        }
         for (i, (sp, st)) in self.policy.stages.iter().zip(&self.stages).enumerate() {
-            stage_reasons(sp, st, i, sink);
+            let closes = v.underlying == GateState::Closed
+                && (matches!(st.now.closing, Closing::Hysteresis | Closing::Immediate)
+                    || (v.held_closed && st.now.health == StageHealth::Unknown));
+            stage_reasons(sp, st, i, closes, sink);
         }
         if v.underlying == GateState::Hold
             && let Some(i) = v.lowest_failing
@@ -194,15 +224,22 @@ pub(super) trait Sink {
         message: impl FnOnce() -> String,
     );
 
-    /// A remediation item of stage `stage` with this badness.
-    fn item(&mut self, stage: usize, badness: f64, item: impl FnOnce() -> RemediationItem);
+    /// A remediation item of stage `stage` with this badness; `closes` when it is part of what
+    /// closes the gate.
+    fn item(
+        &mut self,
+        stage: usize,
+        badness: f64,
+        closes: bool,
+        item: impl FnOnce() -> RemediationItem,
+    );
 }
 
 /// Builds the full reasons and remediation.
 pub(super) struct FullSink<'a> {
     pub(super) policy: &'a FunnelPolicy,
     pub(super) reasons: Vec<Reason>,
-    pub(super) items: Vec<(usize, RemediationItem)>,
+    pub(super) items: Vec<Ranked>,
     pub(super) max_badness: f64,
 }
 
@@ -219,7 +256,6 @@ impl Sink for FullSink<'_> {
         let sp = stage.map(|i| &self.policy.stages[i]);
         let probe = match (probe, sp) {
             (ProbeRef::Probe(j), Some(sp)) => Some(sp.probes[j].id.clone()),
-            (ProbeRef::Checker, Some(sp)) => Some(sp.checker_name().to_string()),
             _ => None,
         };
         self.reasons.push(Reason {
@@ -232,9 +268,19 @@ impl Sink for FullSink<'_> {
         });
     }
 
-    fn item(&mut self, stage: usize, badness: f64, item: impl FnOnce() -> RemediationItem) {
+    fn item(
+        &mut self,
+        stage: usize,
+        badness: f64,
+        closes: bool,
+        item: impl FnOnce() -> RemediationItem,
+    ) {
         self.max_badness = self.max_badness.max(badness);
-        self.items.push((stage, item()));
+        self.items.push(Ranked {
+            stage,
+            closes,
+            item: item(),
+        });
     }
 }
 
@@ -257,7 +303,13 @@ impl Sink for KeySink<'_> {
         self.reasons.push(reason_key(code, stage, probe));
     }
 
-    fn item(&mut self, _stage: usize, badness: f64, _item: impl FnOnce() -> RemediationItem) {
+    fn item(
+        &mut self,
+        _stage: usize,
+        badness: f64,
+        _closes: bool,
+        _item: impl FnOnce() -> RemediationItem,
+    ) {
         self.max_badness = self.max_badness.max(badness);
     }
 }
@@ -285,7 +337,16 @@ pub(super) fn item(
 }
 
 /// A stage's reasons and remediation items (proofs aside), in order.
-pub(super) fn stage_reasons<S: Sink>(sp: &StagePolicy, st: &StageState, i: usize, sink: &mut S) {
+///
+/// `closes` says that this stage is part of what closes the gate: its items that make it close
+/// are marked so that remediation leads with them.
+pub(super) fn stage_reasons<S: Sink>(
+    sp: &StagePolicy,
+    st: &StageState,
+    i: usize,
+    closes: bool,
+    sink: &mut S,
+) {
     let sn = &st.now;
     let stage = sp.name.as_str();
     let fail_note = if sn.health == StageHealth::Unknown && sn.on_unknown == OnUnknown::Fail {
@@ -302,7 +363,7 @@ pub(super) fn stage_reasons<S: Sink>(sp: &StagePolicy, st: &StageState, i: usize
                     sp.checker_name()
                 )
             };
-            sink.item(i, 1.0, || {
+            sink.item(i, 1.0, closes, || {
                 item(sp, "", ProbeStatus::NoData, 1.0, message(), None, None)
             });
             sink.reason(
@@ -333,14 +394,14 @@ pub(super) fn stage_reasons<S: Sink>(sp: &StagePolicy, st: &StageState, i: usize
                     "{stage}: checker `{checker}` could not be reached ({code}): {detail}{fail_note}"
                 )
             };
-            let checker = sp.checker_name();
-            sink.item(i, 1.0, || {
-                item(sp, checker, ProbeStatus::Error, 1.0, message(), None, None)
+            // A checker-level fact: it names no probe (the message names the checker).
+            sink.item(i, 1.0, closes, || {
+                item(sp, "", ProbeStatus::Error, 1.0, message(), None, None)
             });
             sink.reason(
                 ReasonCode::Unreachable,
                 Some(i),
-                ProbeRef::Checker,
+                ProbeRef::None,
                 None,
                 None,
                 message,
@@ -354,7 +415,7 @@ pub(super) fn stage_reasons<S: Sink>(sp: &StagePolicy, st: &StageState, i: usize
                     fmt_dur(sp.stale_after.get())
                 )
             };
-            sink.item(i, 1.0, || {
+            sink.item(i, 1.0, closes, || {
                 item(sp, "", ProbeStatus::NoData, 1.0, message(), None, None)
             });
             sink.reason(
@@ -372,7 +433,7 @@ pub(super) fn stage_reasons<S: Sink>(sp: &StagePolicy, st: &StageState, i: usize
         && let Some(report) = &st.report
     {
         let t = &st.eval.tally;
-        if t.warn + t.fail + t.error + t.no_data > 0 {
+        if t.warn + t.fail + t.error + t.no_data + t.advisory > 0 {
             let probes = st.probes.iter().zip(&sp.probes).zip(report.results.iter());
             for (j, ((m, spec), r)) in probes.enumerate() {
                 if m.proof()
@@ -394,7 +455,16 @@ pub(super) fn stage_reasons<S: Sink>(sp: &StagePolicy, st: &StageState, i: usize
                 };
                 let message = || probe_message(stage, "probe", spec, r, !m.blocking(), note);
                 let badness = result_badness(r);
-                sink.item(i, badness, || {
+                // What makes this stage close the gate: a blocking FAIL; a blocking WARN when the
+                // score is below `min_score`; a blocking ERROR/NO_DATA when it is UNKNOWN.
+                let closes = closes
+                    && m.blocking()
+                    && match r.status {
+                        ProbeStatus::Fail => true,
+                        ProbeStatus::Warn => st.eval.score_fail,
+                        _ => sn.health == StageHealth::Unknown,
+                    };
+                sink.item(i, badness, closes, || {
                     item(
                         sp,
                         &spec.id,
@@ -415,18 +485,20 @@ pub(super) fn stage_reasons<S: Sink>(sp: &StagePolicy, st: &StageState, i: usize
                 );
             }
         }
-        if st.eval.score_fail {
+        if st.eval.score_fail
+            && let Some(min) = sp.min_score
+        {
             sink.reason(
                 ReasonCode::StageFailing,
                 Some(i),
                 ProbeRef::None,
                 Some(st.eval.judged_score),
-                Some(sp.min_score),
+                Some(min),
                 || {
                     format!(
                         "{stage}: score {} below min_score {}",
                         fmt_num(st.eval.judged_score),
-                        fmt_num(sp.min_score)
+                        fmt_num(min)
                     )
                 },
             );

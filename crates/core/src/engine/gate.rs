@@ -24,6 +24,8 @@ pub(super) struct Verdict {
     pub(super) healthy_for: Duration,
     /// CLOSED only because a stage is UNKNOWN while the gate was already CLOSED.
     pub(super) held_closed: bool,
+    /// Stages that have not completed one evaluation yet.
+    pub(super) awaiting_evidence: u32,
 }
 
 /// The computed (pre-override) state, and whether it is CLOSED only because a stage is UNKNOWN
@@ -50,16 +52,19 @@ pub(super) fn underlying_state(
     (underlying, held_closed)
 }
 
-/// The share the effective state allows: CLOSED 0, HOLD the pilot share, OPEN the ramp's
-/// current step (an override's own share when one forces OPEN).
+/// The share the effective state allows: CLOSED 0, HOLD the pilot share (0 while the gate waits
+/// for its first evidence: it is not piloting yet), OPEN the ramp's current step (an override's
+/// own share when one forces OPEN).
 pub(super) fn share(
     state: GateState,
+    awaiting_evidence: bool,
     override_share: Option<u32>,
     ramp: Option<RampMemory>,
     gate: &GatePolicy,
 ) -> u32 {
     match (state, override_share) {
         (GateState::Closed, _) => 0,
+        (GateState::Hold, _) if awaiting_evidence => 0,
         (GateState::Hold, _) => gate.pilot_percent,
         (GateState::Open, Some(p)) => p,
         (GateState::Open, None) => {
@@ -88,7 +93,6 @@ mod tests {
     fn close_after_holds_before_closing_then_stays_closed_while_failing() {
         let mut p = three_stages();
         p.gate.close_after = 3;
-        p.stages[0].min_score = 0.0;
         let mut e = engine(&p);
         all_pass(&mut e, &p, at(0));
         assert_eq!(e.decision("acme").unwrap().state, GateState::Open);

@@ -93,7 +93,10 @@ pub(super) struct Tally {
     pub(super) error: u32,
     pub(super) no_data: u32,
     pub(super) skipped: u32,
-    /// Sum of weights of counting, non-skipped probes, and their points (PASS 1, WARN 0.5).
+    /// Counting advisory probes that are not PASS (nor SKIPPED): they degrade, never score.
+    pub(super) advisory: u32,
+    /// Sum of weights of blocking, counting, non-skipped probes, and their points (PASS 1,
+    /// WARN 0.5): advisory probes never count in the score.
     pub(super) weight: f64,
     pub(super) points: f64,
     /// The same over judged probes only (PASS, WARN, FAIL).
@@ -115,6 +118,7 @@ impl Tally {
         error: 0,
         no_data: 0,
         skipped: 0,
+        advisory: 0,
         weight: 0.0,
         points: 0.0,
         judged_weight: 0.0,
@@ -218,7 +222,7 @@ pub(super) struct StageState {
     pub(super) stale_after: Duration,
     pub(super) unknown_grace: Duration,
     pub(super) on_unknown: OnUnknown,
-    pub(super) min_score: f64,
+    pub(super) min_score: Option<f64>,
     /// Probe weights, in policy order; empty when every weight is 1.
     pub(super) weights: Vec<f64>,
     /// The policy's probe ids, each followed by `\n`, in one buffer: checking that a report is
@@ -227,6 +231,9 @@ pub(super) struct StageState {
     /// Probe id → position in the policy's probe list.
     pub(super) index: HashMap<Box<str>, usize>,
     pub(super) has_proof: bool,
+    /// The stage has completed at least one evaluation (a report with results, not a failure to
+    /// reach its checker): until every stage has, the gate allows no share.
+    pub(super) evidenced: bool,
     pub(super) report: Option<StoredReport>,
     pub(super) eval: StageEval,
     /// Start of the current UNKNOWN episode.
@@ -264,6 +271,7 @@ impl StageState {
             ids,
             index,
             has_proof,
+            evidenced: false,
             report: None,
             eval: StageEval::EMPTY,
             unknown_since: Some(unknown_since),
@@ -286,6 +294,7 @@ impl StageState {
         let results = if failure.is_some() {
             ProbeList::new()
         } else {
+            self.evidenced = true;
             self.align(sp, results, checked_at)
         };
         for (m, r) in self.probes.iter_mut().zip(results.iter()) {
@@ -390,6 +399,15 @@ pub(super) fn evaluate_stage(st: &StageState, prev: Option<&mut StageEval>) -> S
         if !m.counts() {
             continue;
         }
+        if !m.blocking() {
+            // Advisory: a WARN, FAIL, ERROR or NO_DATA degrades the stage at most, and advisory
+            // probes never count in the score.
+            if !matches!(status, ProbeStatus::Pass | ProbeStatus::Skipped) {
+                t.advisory += 1;
+                t.degraded = true;
+            }
+            continue;
+        }
         let w = st.weights.get(j).copied().unwrap_or(1.0);
         match status {
             ProbeStatus::Pass => {
@@ -411,11 +429,7 @@ pub(super) fn evaluate_stage(st: &StageState, prev: Option<&mut StageEval>) -> S
                 t.fail += 1;
                 t.weight += w;
                 t.judged_weight += w;
-                if m.blocking() {
-                    t.blocking_fail = true;
-                } else {
-                    t.degraded = true;
-                }
+                t.blocking_fail = true;
             }
             ProbeStatus::Error | ProbeStatus::NoData => {
                 if status == ProbeStatus::Error {
@@ -424,19 +438,15 @@ pub(super) fn evaluate_stage(st: &StageState, prev: Option<&mut StageEval>) -> S
                     t.no_data += 1;
                 }
                 t.weight += w;
-                if m.blocking() {
-                    t.unknown = true;
-                    t.unknown_fail |= m.unknown_fail();
-                } else {
-                    t.degraded = true;
-                }
+                t.unknown = true;
+                t.unknown_fail |= m.unknown_fail();
             }
             ProbeStatus::Skipped => t.skipped += 1,
         }
     }
     let score = percent_score(t.points, t.weight);
     let judged_score = percent_score(t.judged_points, t.judged_weight);
-    let score_fail = judged_score < st.min_score;
+    let score_fail = st.min_score.is_some_and(|min| judged_score < min);
     let health = if t.blocking_fail || score_fail {
         StageHealth::Failing
     } else if t.unknown {
@@ -473,16 +483,22 @@ pub(super) fn percent_score(points: f64, weight: f64) -> f64 {
 
 pub(super) fn content_summary(t: &Tally, score: f64) -> String {
     let judged = t.pass + t.warn + t.fail + t.error + t.no_data;
-    if judged == 0 {
-        return if t.skipped == 0 {
-            "no counting probes".to_string()
-        } else {
-            format!("all {} counting probes skipped", t.skipped)
-        };
-    }
     let mut s = String::with_capacity(64);
-    if judged == t.pass {
-        let _ = write!(s, "all {} probes pass", t.pass);
+    if judged == 0 {
+        match (t.skipped, t.advisory) {
+            (0, 0) => s.push_str("no counting probes"),
+            (0, _) => s.push_str("no blocking probes"),
+            (n, _) => {
+                let _ = write!(s, "all {n} blocking probes skipped");
+            }
+        }
+    } else if judged == t.pass {
+        let what = if t.advisory > 0 {
+            "blocking probes"
+        } else {
+            "probes"
+        };
+        let _ = write!(s, "all {} {what} pass", t.pass);
     } else {
         let _ = write!(s, "score {}:", fmt_num(score));
         let mut first = true;
@@ -499,8 +515,11 @@ pub(super) fn content_summary(t: &Tally, score: f64) -> String {
             }
         }
     }
-    if t.skipped > 0 {
+    if t.skipped > 0 && judged > 0 {
         let _ = write!(s, ", {} skipped", t.skipped);
+    }
+    if t.advisory > 0 {
+        let _ = write!(s, ", {} advisory not passing", t.advisory);
     }
     s
 }
@@ -612,22 +631,16 @@ mod tests {
     }
 
     #[test]
-    fn advisory_fail_only_degrades_and_holds() {
+    fn advisory_fail_never_counts_in_the_score_and_only_degrades() {
         let mut p = three_stages();
         p.stages[0].probes[0].severity = Severity::Advisory;
+        // Even a strict min_score is not moved by an advisory probe: it is not in the score.
+        p.stages[0].min_score = Some(100.0);
         let mut e = engine(&p);
         all_pass(&mut e, &p, at(1));
         let r = with(&p, "crm", at(2), vec![res("a", ProbeStatus::Fail)]);
         let d = e.apply_report(r, at(2)).unwrap().decision;
-        // One FAIL of four: score 75 < 80 would fail the stage; keep the score rule out of it.
-        assert_eq!(d.stages[0].score, 75.0);
-        assert_eq!(health(&d)[0], StageHealth::Failing);
-        let mut p2 = p.clone();
-        p2.stages[0].min_score = 50.0;
-        let mut e = engine(&p2);
-        all_pass(&mut e, &p2, at(1));
-        let r = with(&p2, "crm", at(2), vec![res("a", ProbeStatus::Fail)]);
-        let d = e.apply_report(r, at(2)).unwrap().decision;
+        assert_eq!(d.stages[0].score, 100.0);
         assert_eq!(health(&d)[0], StageHealth::Degraded);
         assert_eq!((d.state, d.allowed_rollout_percent), (GateState::Hold, 5));
         assert_eq!(codes(&d), vec![ReasonCode::StageDegraded]);
@@ -636,22 +649,26 @@ mod tests {
             "{}",
             d.reasons[0].message
         );
+        assert_eq!(
+            d.stages[0].summary,
+            "all 3 blocking probes pass, 1 advisory not passing"
+        );
         assert_eq!(readiness(&d)[0], Readiness::Ready);
-        // Advisory ERROR and NO_DATA degrade too.
-        let r = with(&p2, "crm", at(3), vec![res("a", ProbeStatus::Error)]);
-        assert_eq!(
-            health(&e.apply_report(r, at(3)).unwrap().decision)[0],
-            StageHealth::Degraded
-        );
-        let r = with(&p2, "crm", at(4), vec![res("a", ProbeStatus::NoData)]);
-        assert_eq!(
-            health(&e.apply_report(r, at(4)).unwrap().decision)[0],
-            StageHealth::Degraded
-        );
+        // Advisory ERROR and NO_DATA degrade too, and never make the stage UNKNOWN.
+        for (k, status) in [ProbeStatus::Error, ProbeStatus::NoData]
+            .into_iter()
+            .enumerate()
+        {
+            let when = at(3 + k as i64);
+            let r = with(&p, "crm", when, vec![res("a", status)]);
+            let d = e.apply_report(r, when).unwrap().decision;
+            assert_eq!(health(&d)[0], StageHealth::Degraded, "{status}");
+            assert_eq!(d.stages[0].score, 100.0);
+        }
     }
 
     #[test]
-    fn warn_degrades_and_holds_but_enough_warns_fail_on_score() {
+    fn warn_only_stage_is_degraded_and_holds_at_the_pilot_share_by_default() {
         let p = three_stages();
         let mut e = engine(&p);
         all_pass(&mut e, &p, at(1));
@@ -659,8 +676,43 @@ mod tests {
         let d = e.apply_report(r, at(2)).unwrap().decision;
         assert_eq!(d.stages[0].score, 87.5);
         assert_eq!(health(&d)[0], StageHealth::Degraded);
-        assert_eq!(d.state, GateState::Hold);
+        assert_eq!((d.state, d.allowed_rollout_percent), (GateState::Hold, 5));
         assert_eq!(d.blocking_stage.as_deref(), Some("crm"));
+        // Every probe WARN: score 50, still only DEGRADED (min_score is off unless set).
+        let all_warn = ["a", "b", "c", "d"]
+            .iter()
+            .map(|id| res(id, ProbeStatus::Warn))
+            .collect();
+        let d = e
+            .apply_report(with(&p, "crm", at(3), all_warn), at(3))
+            .unwrap()
+            .decision;
+        assert_eq!(d.stages[0].score, 50.0);
+        assert_eq!(health(&d)[0], StageHealth::Degraded);
+        assert_eq!((d.state, d.allowed_rollout_percent), (GateState::Hold, 5));
+        assert!(!codes(&d).contains(&ReasonCode::StageFailing));
+    }
+
+    #[test]
+    fn a_single_blocking_warn_in_a_one_probe_stage_holds_by_default() {
+        let p = funnel(vec![stage("crm", &["a"])]);
+        let mut e = engine(&p);
+        let r = with(&p, "crm", at(1), vec![res("a", ProbeStatus::Warn)]);
+        let d = e.apply_report(r, at(1)).unwrap().decision;
+        assert_eq!(d.stages[0].score, 50.0);
+        assert_eq!(health(&d)[0], StageHealth::Degraded);
+        assert_eq!((d.state, d.allowed_rollout_percent), (GateState::Hold, 5));
+    }
+
+    #[test]
+    fn enough_warns_fail_on_score_when_min_score_is_set() {
+        let mut p = three_stages();
+        p.stages[0].min_score = Some(80.0);
+        let mut e = engine(&p);
+        all_pass(&mut e, &p, at(1));
+        let r = with(&p, "crm", at(2), vec![res("a", ProbeStatus::Warn)]);
+        let d = e.apply_report(r, at(2)).unwrap().decision;
+        assert_eq!(health(&d)[0], StageHealth::Degraded);
         // Two WARNs of four: 75 < min_score 80.
         let r = with(
             &p,
@@ -675,13 +727,18 @@ mod tests {
         assert_eq!(score.code, ReasonCode::StageFailing);
         assert_eq!(score.message, "crm: score 75.0 below min_score 80.0");
         assert_eq!((score.value, score.threshold), (Some(75.0), Some(80.0)));
+        // The WARNs that pull the score down are what closes the gate: they lead remediation.
+        assert!(
+            d.remediation
+                .iter()
+                .all(|it| it.status == ProbeStatus::Warn)
+        );
     }
 
     #[test]
     fn score_is_weighted_and_skips_skipped_probes() {
         let mut p = three_stages();
         p.stages[0].probes[0].weight = 3.0;
-        p.stages[0].min_score = 0.0;
         let mut e = engine(&p);
         // a (w3) WARN, b PASS, c FAIL-advisory? keep blocking semantics out: c SKIPPED, d PASS.
         let r = with(
@@ -800,7 +857,7 @@ mod tests {
     }
 
     #[test]
-    fn unreachable_checker_makes_the_stage_unknown_naming_the_checker() {
+    fn unreachable_checker_makes_the_stage_unknown_and_its_reason_names_no_probe() {
         let p = three_stages();
         let mut e = engine(&p);
         all_pass(&mut e, &p, at(1));
@@ -815,14 +872,15 @@ mod tests {
         assert_eq!(d.state, GateState::Hold);
         let reason = &d.reasons[0];
         assert_eq!(reason.code, ReasonCode::Unreachable);
-        // The reason names the stage's checker as the policy knows it; the message names the
-        // checker that reported.
-        assert_eq!(reason.probe.as_deref(), Some("esp"));
+        // A checker-level reason names no probe (not `esp.esp`); the message names the checker
+        // that reported.
+        assert_eq!(reason.stage.as_deref(), Some("esp"));
+        assert_eq!(reason.probe, None);
         assert_eq!(
             reason.message,
             "esp: checker `esp-checker` could not be reached (TIMEOUT): deadline of 30s exceeded"
         );
-        assert_eq!(d.remediation[0].probe, "esp");
+        assert_eq!(d.remediation[0].probe, "");
         assert_eq!(d.remediation[0].status, ProbeStatus::Error);
     }
 }

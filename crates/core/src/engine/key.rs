@@ -30,7 +30,6 @@ pub(super) fn reason_key(code: ReasonCode, stage: Option<usize>, probe: ProbeRef
     let stage = stage.map_or(0, |i| (i as u64 + 1) & 0xff_ffff);
     let probe = match probe {
         ProbeRef::None => 0,
-        ProbeRef::Checker => 1,
         ProbeRef::Probe(j) => (j as u64 + 2) & 0xffff_ffff,
     };
     ((code as u64) << 56) | (stage << 32) | probe
@@ -84,8 +83,6 @@ pub(super) enum ProbeRef {
     None,
     /// A probe of the stage, by position in the policy.
     Probe(usize),
-    /// The stage's checker (from the policy).
-    Checker,
 }
 
 impl Funnel {

@@ -15,20 +15,29 @@
 //! 1. UNKNOWN when the stage has no report yet (`NOT_YET_EVALUATED`), its checker could not be
 //!    reached (`UNREACHABLE`), or its report is older than `stale_after` (`STALE`). A report that
 //!    cannot be trusted says nothing about its probes, so these win over everything below.
-//! 2. FAILING when a counting blocking probe FAILs, or the stage's score over its *judged*
-//!    probes (PASS, WARN, FAIL) is below `min_score`. A definite failure is stronger knowledge
+//! 2. FAILING when a counting blocking probe FAILs, or the policy sets `min_score` (it is off
+//!    unless set) and the stage's score over its *judged* blocking probes (PASS, WARN, FAIL) is
+//!    below it. Under the default policy warnings alone never make a stage FAILING. A definite
+//!    failure is stronger knowledge
 //!    than a missing measurement, so FAILING beats a blocking ERROR/NO_DATA in the same report.
 //!    Probes that could not be judged (ERROR, NO_DATA) never count against `min_score`: what
 //!    missing data means is `on_unknown`'s to decide, not arithmetic's.
 //! 3. UNKNOWN when a counting blocking probe is ERROR or NO_DATA (`PROBE_ERROR`, `NO_DATA`); a
 //!    probe the policy names but the report lacks is an ERROR.
-//! 4. DEGRADED on any counting WARN, or an advisory FAIL/ERROR/NO_DATA.
+//! 4. DEGRADED on any counting WARN, or an advisory FAIL/ERROR/NO_DATA (an advisory probe never
+//!    takes a stage beyond DEGRADED).
 //! 5. HEALTHY otherwise.
 //!
 //! "Counting" probes are those for which [`ProbeSpec::counts_for_health`] holds: observe-only
 //! and conversion-proof probes never count. SKIPPED probes are left out entirely. The reported
-//! `score` (0–100) weighs PASS = 1, WARN = 0.5, anything else 0 over the counting, non-skipped
-//! probes; a stage without any scores 100.
+//! `score` (0–100) weighs PASS = 1, WARN = 0.5, anything else 0 over the blocking, counting,
+//! non-skipped probes (advisory probes never count in it); a stage without any scores 100.
+//!
+//! **First evidence.** A stage has evidence once it has completed one evaluation (a report with
+//! results; a failure to reach its checker is none). Until every stage has, the gate cannot open
+//! and its allowed share is 0 (HOLD at 0%, not the pilot share), with `AWAITING_EVIDENCE` first
+//! among the reasons (after an override's). Evidence is remembered across later outages, policy
+//! changes (for the stages that remain) and snapshots.
 //!
 //! **Missing data** (`on_unknown`): with `fail`, an UNKNOWN stage counts as failing (probe-level
 //! UNKNOWN uses the probe's effective policy; staleness and an unreachable checker use the
@@ -76,14 +85,21 @@
 //!
 //! **Remediation** lists every non-PASS, non-SKIPPED result of the counting probes (advisory
 //! included), every pending conversion proof, and one item per stage that has no usable report
-//! (never reported and stale: `NO_DATA` with an empty probe; unreachable: `ERROR` naming the
-//! checker), each with badness 1.0 unless the checker gave one. In `build` phase it is ordered
-//! bottom-up, then FAIL, ERROR, NO_DATA, WARN, then badness (worst first), then probe id; in
-//! `operate` phase by badness first (then status, stage, id). In `operate` phase, when no item's
-//! badness is above `especially_broken` (an empty list included), `advice` says to work on the
-//! top of the funnel ([`TOP_OF_FUNNEL_ADVICE`]).
+//! (never reported and stale: `NO_DATA`; unreachable: `ERROR`; both with an empty probe, the
+//! message naming the checker), each with badness 1.0 unless the checker gave one. A CLOSED gate
+//! leads with what closes it (the items that make a closing stage close: its blocking FAILs,
+//! its blocking WARNs when under `min_score`, its blocking ERROR/NO_DATA or missing report when
+//! UNKNOWN). Then, in `build` phase, bottom-up, then FAIL, ERROR, NO_DATA, WARN, then badness
+//! (worst first), then probe id; in `operate` phase by badness first (then status, stage, id).
+//! In `operate` phase, when no stage is FAILING or UNKNOWN and no item's badness is above
+//! `especially_broken` (an empty list included), `advice` says to work on the top of the funnel
+//! ([`TOP_OF_FUNNEL_ADVICE`]).
 //!
-//! **Override.** Forces the state (OPEN allows the last ramp step, CLOSED 0%) until `until`,
+//! **Reasons** name a probe only when they are about one: a stage- or checker-level reason
+//! (`UNREACHABLE`, `STALE`, `NOT_YET_EVALUATED`, a `min_score` failure) has none.
+//!
+//! **Override.** Forces the state until `until` (OPEN allows the override's own share, by
+//! default the first ramp step, never more; CLOSED 0%),
 //! puts `OVERRIDDEN` first in the reasons and leaves everything else (underlying state, stage
 //! summaries, remediation, hysteresis, phase) as computed.
 //!
@@ -348,7 +364,13 @@ impl Engine {
         ov: Override,
         now: Timestamp,
     ) -> Result<Outcome, EngineError> {
-        overrides::validate(&ov, now)?;
+        let Engine { funnels, .. } = self;
+        let gate = &funnels
+            .get(funnel)
+            .ok_or_else(|| EngineError::UnknownFunnel(funnel.to_string()))?
+            .policy
+            .gate;
+        let ov = overrides::validate(ov, now, gate)?;
         self.with_funnel(funnel, |f, scratch| {
             f.mem.override_ = Some(ov);
             f.decide_outcome(now, false, scratch)
@@ -463,6 +485,7 @@ impl Funnel {
                 soak_served: false,
                 healthy_for: Duration::ZERO,
                 held_closed: false,
+                awaiting_evidence: 0,
             },
             key: None,
             key_override: None,
@@ -487,6 +510,7 @@ impl Funnel {
             let mut st = StageState::new(sp, now);
             if let Some(prev) = old.remove(&sp.name) {
                 st.unknown_since = prev.unknown_since;
+                st.evidenced = prev.evidenced;
                 st.now = prev.now;
                 if let Some(r) = prev.report {
                     let report = StageReport {
@@ -540,7 +564,13 @@ impl Funnel {
             m.state = Some(state);
             m.since = now;
         }
-        let percent = gate::share(state, overrides::open_share(m, gate), m.ramp, gate);
+        let percent = gate::share(
+            state,
+            a.awaiting_evidence > 0,
+            overrides::open_share(m, gate),
+            m.ramp,
+            gate,
+        );
         Verdict {
             underlying,
             state,
@@ -552,6 +582,7 @@ impl Funnel {
             soak_served: soak.served,
             healthy_for: soak.healthy_for,
             held_closed,
+            awaiting_evidence: a.awaiting_evidence,
         }
     }
 
@@ -618,32 +649,92 @@ mod tests {
     use super::*;
 
     #[test]
-    fn new_funnel_holds_at_pilot_share_until_every_stage_is_evaluated() {
+    fn a_new_funnel_allows_no_share_until_every_stage_has_reported() {
         let p = three_stages();
         let mut e = Engine::new();
         let o = e.upsert_funnel(p.clone(), at(0)).unwrap();
         assert!(o.changed);
         assert_eq!(o.previous_state, None);
         let d = &o.decision;
-        assert_eq!((d.state, d.allowed_rollout_percent), (GateState::Hold, 5));
+        // HOLD, but waiting for evidence, not piloting: no share at all.
+        assert_eq!((d.state, d.allowed_rollout_percent), (GateState::Hold, 0));
         assert_eq!(d.blocking_stage.as_deref(), Some("crm"));
-        assert_eq!(codes(d), vec![ReasonCode::NotYetEvaluated; 3]);
+        let mut want = vec![ReasonCode::AwaitingEvidence];
+        want.extend([ReasonCode::NotYetEvaluated; 3]);
+        assert_eq!(codes(d), want);
+        assert_eq!(
+            d.reasons[0].message,
+            "waiting for the first evidence: 3 of 3 stages have not completed a check yet \
+             (crm, automation, esp): no share is allowed until every stage has reported"
+        );
+        assert_eq!(
+            (d.reasons[0].stage.as_deref(), d.reasons[0].probe.as_deref()),
+            (None, None)
+        );
         assert_eq!(health(d), vec![StageHealth::Unknown; 3]);
         assert_eq!(d.phase, Phase::Build);
-        // Two of three stages healthy: still not open.
+        // Two of three stages healthy: still no share.
         e.apply_report(passing(&p, "crm", at(1)), at(1)).unwrap();
         let d = e
             .apply_report(passing(&p, "automation", at(1)), at(1))
             .unwrap()
             .decision;
-        assert_eq!(d.state, GateState::Hold);
+        assert_eq!((d.state, d.allowed_rollout_percent), (GateState::Hold, 0));
         assert_eq!(d.blocking_stage.as_deref(), Some("esp"));
-        assert_eq!(codes(&d), vec![ReasonCode::NotYetEvaluated]);
+        assert_eq!(
+            codes(&d),
+            vec![ReasonCode::AwaitingEvidence, ReasonCode::NotYetEvaluated]
+        );
         let d = e
             .apply_report(passing(&p, "esp", at(1)), at(1))
             .unwrap()
             .decision;
         assert_eq!((d.state, d.allowed_rollout_percent), (GateState::Open, 10));
+    }
+
+    #[test]
+    fn an_unreachable_checker_is_no_evidence_but_a_later_outage_keeps_it() {
+        let p = three_stages();
+        let mut e = engine(&p);
+        let down = |when| {
+            let mut r = report("esp", vec![], when);
+            r.failure = Some(CheckFailure {
+                code: "UNREACHABLE".into(),
+                checker: String::new(),
+                message: "connection refused".into(),
+            });
+            r
+        };
+        e.apply_report(passing(&p, "crm", at(1)), at(1)).unwrap();
+        e.apply_report(
+            with(&p, "automation", at(1), vec![res("e", ProbeStatus::Warn)]),
+            at(1),
+        )
+        .unwrap();
+        let d = e.apply_report(down(at(1)), at(1)).unwrap().decision;
+        assert_eq!((d.state, d.allowed_rollout_percent), (GateState::Hold, 0));
+        assert_eq!(d.reasons[0].code, ReasonCode::AwaitingEvidence);
+        // esp reports once: every stage has evidence, automation's WARN holds at the pilot share.
+        let d = e
+            .apply_report(passing(&p, "esp", at(2)), at(2))
+            .unwrap()
+            .decision;
+        assert_eq!((d.state, d.allowed_rollout_percent), (GateState::Hold, 5));
+        // esp goes down later: UNKNOWN holds at the pilot share (the evidence was had).
+        let d = e.apply_report(down(at(3)), at(3)).unwrap().decision;
+        assert_eq!((d.state, d.allowed_rollout_percent), (GateState::Hold, 5));
+        assert!(!codes(&d).contains(&ReasonCode::AwaitingEvidence));
+        // ... and so after a restore from a snapshot.
+        let snap = e.snapshot("acme").unwrap();
+        let mut e2 = engine(&p);
+        let d = e2.restore(snap, at(4)).unwrap().decision;
+        assert_eq!(d.allowed_rollout_percent, 5);
+        // A stage added by a policy change has no evidence yet: no share until it reports.
+        let mut q = p.clone();
+        q.stages.push(stage("analytics", &["h"]));
+        let d = e.upsert_funnel(q.clone(), at(5)).unwrap().decision;
+        assert_eq!((d.state, d.allowed_rollout_percent), (GateState::Hold, 0));
+        assert_eq!(d.reasons[0].code, ReasonCode::AwaitingEvidence);
     }
 
     #[test]
@@ -803,7 +894,7 @@ mod tests {
             GateState::Hold
         );
         let mut q = p.clone();
-        q.stages[0].min_score = 95.0;
+        q.stages[0].min_score = Some(95.0);
         assert_eq!(
             e.upsert_funnel(q, at(2)).unwrap().decision.state,
             GateState::Closed

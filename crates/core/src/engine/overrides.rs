@@ -9,12 +9,34 @@ use crate::time::Timestamp;
 use super::EngineError;
 use super::snapshot::Memory;
 
-/// Check that an override can be applied at `now`.
-pub(super) fn validate(ov: &Override, now: Timestamp) -> Result<(), EngineError> {
-    if ov.state == GateState::Hold {
-        return Err(EngineError::InvalidOverride(
-            "an override forces OPEN or CLOSED, not HOLD".into(),
-        ));
+/// Check that an override can be applied at `now`, and fill in the share a forced OPEN allows
+/// when the operator gave none (the first ramp step).
+pub(super) fn validate(
+    mut ov: Override,
+    now: Timestamp,
+    gate: &GatePolicy,
+) -> Result<Override, EngineError> {
+    match (ov.state, ov.percent) {
+        (GateState::Hold, _) => {
+            return Err(EngineError::InvalidOverride(
+                "an override forces OPEN or CLOSED, not HOLD".into(),
+            ));
+        }
+        (GateState::Open, None) => ov.percent = Some(gate.ramp.first().copied().unwrap_or(100)),
+        (GateState::Open, Some(p)) if !(1..=100).contains(&p) => {
+            return Err(EngineError::InvalidOverride(format!(
+                "percent {p} is not within 1..=100"
+            )));
+        }
+        (GateState::Open, Some(_)) | (GateState::Closed, None | Some(0)) => {}
+        (GateState::Closed, Some(p)) => {
+            return Err(EngineError::InvalidOverride(format!(
+                "a CLOSED override allows no share, yet percent {p} was given"
+            )));
+        }
+    }
+    if ov.state == GateState::Closed {
+        ov.percent = None;
     }
     if ov.until <= now {
         return Err(EngineError::InvalidOverride(format!(
@@ -22,7 +44,7 @@ pub(super) fn validate(ov: &Override, now: Timestamp) -> Result<(), EngineError>
             ov.until
         )));
     }
-    Ok(())
+    Ok(ov)
 }
 
 /// Drop the override once its `until` has come.
@@ -37,17 +59,23 @@ pub(super) fn effective_state(m: &Memory, underlying: GateState) -> GateState {
     m.override_.as_ref().map_or(underlying, |o| o.state)
 }
 
-/// The share an override forcing OPEN allows (`None` when no override is in force).
+/// The share an override forcing OPEN allows (`None` when no override is in force): its own,
+/// else (an override stored before overrides carried a share) the first ramp step.
 pub(super) fn open_share(m: &Memory, gate: &GatePolicy) -> Option<u32> {
-    m.override_
-        .as_ref()
-        .map(|_| gate.ramp.last().copied().unwrap_or(100))
+    m.override_.as_ref().map(|o| {
+        o.percent
+            .unwrap_or_else(|| gate.ramp.first().copied().unwrap_or(100))
+    })
 }
 
 /// The `OVERRIDDEN` reason's message.
 pub(super) fn message(o: &Override, underlying: GateState) -> String {
+    let share = match (o.state, o.percent) {
+        (GateState::Open, Some(p)) => format!(" at {p}%"),
+        _ => String::new(),
+    };
     format!(
-        "overridden to {} by {} until {}: {} (the engine says {})",
+        "overridden to {}{share} by {} until {}: {} (the engine says {})",
         o.state,
         if o.actor.is_empty() {
             "an operator"
@@ -84,11 +112,13 @@ mod tests {
             (d.state, d.underlying_state),
             (GateState::Open, GateState::Closed)
         );
-        assert_eq!(d.allowed_rollout_percent, 100);
+        // No share given: the first ramp step, shown in the override and its reason.
+        assert_eq!(d.allowed_rollout_percent, 10);
+        assert_eq!(d.override_.as_ref().and_then(|o| o.percent), Some(10));
         assert_eq!(d.reasons[0].code, ReasonCode::Overridden);
         assert_eq!(
             d.reasons[0].message,
-            "overridden to OPEN by alice until 2024-05-01T13:00:00Z: black friday launch \
+            "overridden to OPEN at 10% by alice until 2024-05-01T13:00:00Z: black friday launch \
              (the engine says CLOSED)"
         );
         assert_eq!(&d.reasons[1..], &before.reasons[..]);
@@ -150,5 +180,51 @@ mod tests {
         let d = e.clear_override("acme", mins(12)).unwrap().decision;
         assert_eq!((d.state, d.override_.clone()), (GateState::Hold, None));
         assert_eq!(d.since, mins(12));
+    }
+
+    #[test]
+    fn an_open_override_allows_the_share_it_gives_and_never_more() {
+        let p = three_stages();
+        let mut e = engine(&p);
+        all_pass(&mut e, &p, at(0));
+        let mut o = ov(GateState::Open, mins(600));
+        o.percent = Some(25);
+        let d = e.set_override("acme", o, at(1)).unwrap().decision;
+        assert_eq!((d.state, d.allowed_rollout_percent), (GateState::Open, 25));
+        assert_eq!(d.override_.as_ref().and_then(|o| o.percent), Some(25));
+        // The ramp climbing underneath does not raise an override's share.
+        for m in [61, 121, 181, 241] {
+            let d = e.tick_funnel("acme", mins(m)).unwrap().decision;
+            assert_eq!(d.allowed_rollout_percent, 25, "at minute {m}");
+        }
+        // Cleared: the computed ramp step again.
+        let d = e.clear_override("acme", mins(242)).unwrap().decision;
+        assert_eq!(d.allowed_rollout_percent, 100);
+    }
+
+    #[test]
+    fn an_override_share_must_be_a_percent_and_only_with_open() {
+        let p = three_stages();
+        let mut e = engine(&p);
+        for (state, percent, want) in [
+            (GateState::Open, 0, "percent 0 is not within 1..=100"),
+            (GateState::Open, 101, "percent 101 is not within 1..=100"),
+            (
+                GateState::Closed,
+                5,
+                "a CLOSED override allows no share, yet percent 5 was given",
+            ),
+        ] {
+            let mut o = ov(state, mins(60));
+            o.percent = Some(percent);
+            let err = e.set_override("acme", o, at(1)).unwrap_err();
+            assert_eq!(err, EngineError::InvalidOverride(want.into()));
+        }
+        // A CLOSED override with 0% is what it says.
+        let mut o = ov(GateState::Closed, mins(60));
+        o.percent = Some(0);
+        let d = e.set_override("acme", o, at(1)).unwrap().decision;
+        assert_eq!((d.state, d.allowed_rollout_percent), (GateState::Closed, 0));
+        assert_eq!(d.override_.as_ref().and_then(|o| o.percent), None);
     }
 }

@@ -28,7 +28,7 @@ pub(super) fn proof_reasons<S: Sink>(sp: &StagePolicy, st: &StageState, i: usize
             Some(r) => {
                 let message = || probe_message(stage, "conversion proof", spec, r, false, "");
                 let badness = result_badness(r);
-                sink.item(i, badness, || {
+                sink.item(i, badness, false, || {
                     item(
                         sp,
                         &spec.id,

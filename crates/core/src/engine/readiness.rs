@@ -79,6 +79,8 @@ pub(super) struct Assessment {
     pub(super) lowest_not_healthy: Option<usize>,
     pub(super) lowest_unknown: Option<usize>,
     pub(super) lowest_proof: Option<usize>,
+    /// Stages that have not completed one evaluation yet (the gate waits for its first evidence).
+    pub(super) awaiting_evidence: u32,
 }
 
 /// Classify every stage at `now` (updating its UNKNOWN episode and [`StageNow`]), bottom-up.
@@ -122,6 +124,9 @@ pub(super) fn assess(stages: &mut [StageState], now: Timestamp) -> Assessment {
         }
         if sn.health == StageHealth::Unknown {
             a.lowest_unknown.get_or_insert(i);
+        }
+        if !st.evidenced {
+            a.awaiting_evidence += 1;
         }
         match sn.closing {
             Closing::Hysteresis => {
@@ -294,11 +299,13 @@ mod tests {
         assert_eq!(
             codes(&d),
             vec![
+                ReasonCode::AwaitingEvidence,
                 ReasonCode::NotYetEvaluated,
                 ReasonCode::UnknownGraceExceeded
             ]
         );
         assert_eq!(d.blocking_stage.as_deref(), Some("esp"));
+        assert_eq!(d.allowed_rollout_percent, 0);
     }
 
     #[test]

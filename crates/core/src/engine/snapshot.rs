@@ -42,11 +42,16 @@ pub(super) struct Memory {
     #[serde(rename = "override")]
     pub(super) override_: Option<Override>,
 }
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct StageMemory {
     pub(super) stage: String,
     pub(super) unknown_since: Option<Timestamp>,
+    /// The stage has completed one evaluation (absent in snapshots written before this was
+    /// remembered: then the last report says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) evidenced: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,6 +93,7 @@ impl Funnel {
                 .map(|(sp, st)| StageMemory {
                     stage: sp.name.clone(),
                     unknown_since: st.unknown_since,
+                    evidenced: Some(st.evidenced),
                 })
                 .collect(),
         };
@@ -145,6 +151,7 @@ impl Funnel {
             let mut st = StageState::new(sp, now);
             if let Some(sm) = mem.stages.iter().find(|s| s.stage == sp.name) {
                 st.unknown_since = sm.unknown_since;
+                st.evidenced = sm.evidenced.unwrap_or(false);
             }
             if let Some(r) = reports.remove(&sp.name) {
                 st.set_report(sp, r);

@@ -175,5 +175,6 @@ pub(crate) fn ov(state: GateState, until: Timestamp) -> Override {
         reason: "black friday launch".into(),
         until,
         created_at: at(0),
+        percent: None,
     }
 }
