@@ -7,6 +7,7 @@
 
 mod cli;
 mod cluster;
+mod gate_semantics;
 mod python;
 mod quickstart;
 
