@@ -44,9 +44,22 @@ async fn gate_goes_closed_hold_open_as_the_warehouse_is_fixed() {
                 .unwrap()
         })
         .collect();
+    // A CLOSED gate leads with what closes it (bottom-up in build phase), then the rest
+    // (bottom-up).
+    let split = order
+        .windows(2)
+        .position(|w| w[0] > w[1])
+        .map_or(order.len(), |i| i + 1);
     assert!(
-        order.windows(2).all(|w| w[0] <= w[1]),
-        "remediation is not bottom-up: {order:?}"
+        order[..split].windows(2).all(|w| w[0] <= w[1])
+            && order[split..].windows(2).all(|w| w[0] <= w[1]),
+        "remediation is not closing-first then bottom-up: {order:?}"
+    );
+    assert!(
+        closed.remediation[..split]
+            .iter()
+            .all(|r| r.status != pb::ProbeStatus::Warn as i32),
+        "a WARN does not close the gate: {closed:#?}"
     );
     assert!(
         closed
@@ -587,7 +600,11 @@ async fn warehouse_on_postgresql_drives_the_gate() {
         "pg",
         MINUTE,
         "CLOSED on half-owned contacts",
-        |d| state(d) == pb::GateState::Closed && !d.remediation.is_empty(),
+        |d| {
+            state(d) == pb::GateState::Closed
+                && !d.remediation.is_empty()
+                && d.stages.iter().all(|s| s.checked_at.is_some())
+        },
     )
     .await
     .unwrap();

@@ -47,40 +47,64 @@ impl Timestamp {
     }
 }
 
-/// RFC 3339 in UTC, e.g. `2024-05-01T12:00:00Z` (milliseconds shown only when not zero).
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.rem_euclid(1000);
-        let secs = self.0.div_euclid(1000);
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-            sod / 3600,
-            sod % 3600 / 60,
-            sod % 60
-        )?;
-        if ms != 0 {
-            write!(f, ".{ms:03}")?;
-        }
-        f.write_str("Z")
+impl Timestamp {
+    /// This instant as a [`jiff::Timestamp`], when it is within jiff's range (years -9999 to
+    /// 9999).
+    pub fn to_jiff(self) -> Option<jiff::Timestamp> {
+        jiff::Timestamp::from_millisecond(self.0).ok()
+    }
+
+    /// A [`jiff::Timestamp`], truncated to whole milliseconds.
+    pub fn from_jiff(ts: jiff::Timestamp) -> Self {
+        Timestamp(ts.as_millisecond())
+    }
+
+    /// Parse an RFC 3339 timestamp with its offset (`2024-05-01T12:00:00Z`,
+    /// `2024-05-01T14:00:00.250+02:00`). Impossible dates (`2024-02-31`), a missing offset and
+    /// trailing text are errors; precision below a millisecond is truncated.
+    pub fn parse_rfc3339(input: &str) -> Result<Self, TimestampParseError> {
+        input
+            .trim()
+            .parse::<jiff::Timestamp>()
+            .map(Timestamp::from_jiff)
+            .map_err(|e| TimestampParseError {
+                input: input.to_string(),
+                reason: e.to_string(),
+            })
     }
 }
 
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day) (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+impl std::str::FromStr for Timestamp {
+    type Err = TimestampParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Timestamp::parse_rfc3339(s)
+    }
+}
+
+/// Error parsing an RFC 3339 timestamp.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid timestamp `{input}`: {reason} (expected RFC 3339, e.g. \"2024-05-01T12:00:00Z\")")]
+pub struct TimestampParseError {
+    pub input: String,
+    pub reason: String,
+}
+
+/// RFC 3339 in UTC, e.g. `2024-05-01T12:00:00Z` (milliseconds shown only when not zero). An
+/// instant outside the years -9999..=9999 prints as its milliseconds since the epoch.
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(ts) = self.to_jiff() else {
+            return write!(f, "{}ms after 1970-01-01T00:00:00Z", self.0);
+        };
+        let precision = if self.0.rem_euclid(1000) == 0 { 0 } else { 3 };
+        let printer = jiff::fmt::temporal::DateTimePrinter::new().precision(Some(precision));
+        let mut out = String::with_capacity(24);
+        printer
+            .print_timestamp(&ts, jiff::fmt::StdFmtWrite(&mut out))
+            .map_err(|_| fmt::Error)?;
+        f.write_str(&out)
+    }
 }
 
 fn duration_millis(d: Duration) -> i64 {
@@ -89,78 +113,64 @@ fn duration_millis(d: Duration) -> i64 {
 
 /// Error parsing a human duration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration `{input}`: {reason} (expected e.g. \"30s\", \"15m\", \"1h30m\", \"7d\")")]
+#[error(
+    "invalid duration `{input}`: {reason} (expected e.g. \"30s\", \"15m\", \"1h30m\", \"2 days\")"
+)]
 pub struct DurationParseError {
     pub input: String,
-    pub reason: &'static str,
+    pub reason: String,
 }
 
-/// Parse "500ms", "30s", "15m", "1h30m", "7d", "2w". A bare number is rejected: units are required.
+/// Parse a duration the way people write it in config: "500ms", "30s", "15m", "1h30m",
+/// "1h 30m", "7d", "2 days", "2w", "90 minutes" (jiff's friendly format; ISO 8601 `PT15M` too).
+/// Units are required (a bare number is rejected); days and weeks are 24 hours and 7 days;
+/// months and years (not a fixed length) and negative durations are rejected.
 pub fn parse_duration(input: &str) -> Result<Duration, DurationParseError> {
-    let err = |reason| DurationParseError {
+    let err = |reason: String| DurationParseError {
         input: input.to_string(),
         reason,
     };
     let s = input.trim();
     if s.is_empty() {
-        return Err(err("empty"));
+        return Err(err("empty".into()));
     }
-    let mut total: u128 = 0;
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let start = i;
-        while i < bytes.len() && bytes[i].is_ascii_digit() {
-            i += 1;
-        }
-        if start == i {
-            return Err(err("expected a number"));
-        }
-        let n: u128 = s[start..i].parse().map_err(|_| err("number too large"))?;
-        let ustart = i;
-        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
-            i += 1;
-        }
-        let unit_ms: u128 = match &s[ustart..i] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 604_800_000,
-            "" => return Err(err("missing unit")),
-            _ => return Err(err("unknown unit")),
-        };
-        total = total
-            .checked_add(n.checked_mul(unit_ms).ok_or_else(|| err("too large"))?)
-            .ok_or_else(|| err("too large"))?;
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err("missing unit".into()));
     }
-    let ms = u64::try_from(total).map_err(|_| err("too large"))?;
-    Ok(Duration::from_millis(ms))
+    let span: jiff::Span = s.parse().map_err(|e: jiff::Error| err(e.to_string()))?;
+    if span.is_negative() {
+        return Err(err("negative".into()));
+    }
+    if span.get_years() != 0 || span.get_months() != 0 {
+        return Err(err(
+            "months and years have no fixed length: use days or weeks".into(),
+        ));
+    }
+    let d = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|e| err(e.to_string()))?;
+    Duration::try_from(d).map_err(|e| err(e.to_string()))
 }
 
-/// Format a duration the way [`parse_duration`] reads it ("1h30m", "45s", "250ms", "0s").
+/// Format a duration the way [`parse_duration`] reads it ("1h30m", "2d3h", "45s", "250ms",
+/// "0s"): whole milliseconds, days of 24 hours as the largest unit.
 pub fn format_duration(d: Duration) -> String {
-    let mut ms = d.as_millis();
-    if ms == 0 {
-        return "0s".to_string();
+    let ms = duration_millis(d);
+    let span = jiff::Span::new().try_milliseconds(ms).and_then(|s| {
+        s.round(
+            jiff::SpanRound::new()
+                .largest(jiff::Unit::Day)
+                .days_are_24_hours(),
+        )
+    });
+    match span {
+        Ok(span) => jiff::fmt::friendly::SpanPrinter::new()
+            .designator(jiff::fmt::friendly::Designator::Compact)
+            .spacing(jiff::fmt::friendly::Spacing::None)
+            .span_to_string(&span),
+        // Beyond what a span holds (about 20,000 years): still exact, in milliseconds.
+        Err(_) => format!("{ms}ms"),
     }
-    let mut out = String::new();
-    for (unit, size) in [
-        ("d", 86_400_000u128),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-    ] {
-        if ms >= size {
-            out.push_str(&format!("{}{}", ms / size, unit));
-            ms %= size;
-        }
-    }
-    if ms > 0 {
-        out.push_str(&format!("{ms}ms"));
-    }
-    out
 }
 
 /// A [`Duration`] that (de)serialises as a human string such as "15m".
@@ -239,11 +249,101 @@ mod tests {
     }
 
     #[test]
-    fn rejects_bare_numbers_and_unknown_units() {
+    fn rejects_bare_numbers_unknown_units_and_negatives() {
         assert_eq!(parse_duration("15").unwrap_err().reason, "missing unit");
-        assert_eq!(parse_duration("15y").unwrap_err().reason, "unknown unit");
+        assert!(parse_duration("15x").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("m").is_err());
+        assert_eq!(parse_duration("-5m").unwrap_err().reason, "negative");
+        assert_eq!(parse_duration("5m ago").unwrap_err().reason, "negative");
+        let e = parse_duration("1 month").unwrap_err();
+        assert!(e.reason.contains("no fixed length"), "{e}");
+        assert!(parse_duration("2y").is_err());
+        assert!(
+            parse_duration("1h30")
+                .unwrap_err()
+                .to_string()
+                .starts_with("invalid duration `1h30`"),
+        );
+    }
+
+    #[test]
+    fn parses_humantime_style_durations() {
+        for (s, secs) in [
+            ("15m", 900),
+            ("1h30m", 5400),
+            ("1h 30m", 5400),
+            ("2 days", 172_800),
+            ("2d", 172_800),
+            ("1w", 604_800),
+            ("90 minutes", 5400),
+            ("1 hour, 2 minutes", 3720),
+            ("PT15M", 900),
+            (" 30s ", 30),
+        ] {
+            assert_eq!(parse_duration(s).unwrap(), Duration::from_secs(secs), "{s}");
+        }
+    }
+
+    #[test]
+    fn parses_rfc3339_and_rejects_impossible_dates() {
+        assert_eq!(
+            Timestamp::parse_rfc3339("2024-05-01T12:00:00Z").unwrap(),
+            Timestamp(1_714_564_800_000)
+        );
+        assert_eq!(
+            "2024-05-01T14:00:00.250+02:00"
+                .parse::<Timestamp>()
+                .unwrap(),
+            Timestamp(1_714_564_800_250)
+        );
+        for bad in [
+            "2024-02-31T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-05-01T24:00:01Z",
+            "2024-05-01T12:00:00",
+            "2024-05-01",
+            "yesterday",
+        ] {
+            let e = Timestamp::parse_rfc3339(bad).unwrap_err();
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("invalid timestamp `{bad}`")),
+                "{e}"
+            );
+        }
+        // Display and parse round-trip.
+        for ms in [0, 1_714_564_800_000, 951_782_400_250, -1_000] {
+            let t = Timestamp(ms);
+            assert_eq!(t.to_string().parse::<Timestamp>().unwrap(), t);
+        }
+    }
+
+    #[test]
+    fn stored_forms_are_unchanged() {
+        // Timestamps serialise as epoch milliseconds, durations as compact strings: what
+        // snapshots, ledger payloads and the config hash already hold.
+        assert_eq!(
+            serde_json::to_string(&Timestamp(1_714_564_800_250)).unwrap(),
+            "1714564800250"
+        );
+        for (secs, s) in [
+            (0, "0s"),
+            (90, "1m30s"),
+            (7 * 86_400, "7d"),
+            (183_600, "2d3h"),
+        ] {
+            assert_eq!(
+                serde_json::to_string(&HumanDuration::from_secs(secs)).unwrap(),
+                format!("\"{s}\"")
+            );
+        }
+        assert_eq!(format_duration(Duration::from_millis(1_250)), "1s250ms");
+        assert_eq!(
+            Timestamp(i64::MAX).to_string(),
+            format!("{}ms after 1970-01-01T00:00:00Z", i64::MAX)
+        );
     }
 
     #[test]
