@@ -290,13 +290,16 @@ pub fn validate_probes(
 ) -> Vec<ConfigIssue> {
     let mut issues = Vec::new();
     // Parse each published schema once.
-    let mut schemas: BTreeMap<(&str, &str), Option<serde_json::Value>> = BTreeMap::new();
+    let mut schemas: BTreeMap<(&str, &str), Option<schema::ParamsSchema>> = BTreeMap::new();
     for (name, d) in described {
         for k in &d.probe_kinds {
             let parsed = if k.params_schema_json.trim().is_empty() {
                 None
             } else {
-                match serde_json::from_str(&k.params_schema_json) {
+                match serde_json::from_str(&k.params_schema_json)
+                    .map_err(|e| e.to_string())
+                    .and_then(|v| schema::ParamsSchema::compile(&v))
+                {
                     Ok(v) => Some(v),
                     Err(error) => {
                         tracing::warn!(checker = %name, kind = %k.kind, %error,
@@ -341,7 +344,7 @@ pub fn validate_probes(
                     }
                     Some(None) => {}
                     Some(Some(schema)) => {
-                        for v in schema::validate(schema, &probe.params) {
+                        for v in schema.check(&probe.params) {
                             let k = if v.path.is_empty() {
                                 format!("{key}.params")
                             } else if v.path.starts_with('[') {
