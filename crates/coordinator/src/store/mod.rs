@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use funnelgate_core::{FunnelSnapshot, StageReport, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::canonical::{canonical_json, sha256_hex};
+use crate::canonical::{CanonicalError, canonical_json, jcs, sha256_hex};
 
 pub use sqlite::SqliteStore;
 
@@ -80,6 +80,45 @@ pub struct NewEntry {
     pub payload: serde_json::Value,
 }
 
+/// How a ledger entry's hash is computed. Stored with every entry, so ledgers written before a
+/// scheme change keep verifying; new entries always use [`HashScheme::CURRENT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HashScheme {
+    /// Scheme 1 (entries written before RFC 8785 was adopted):
+    /// `sha256_hex(prev_hash + "\n" + C(body))` where `C` is [`crate::canonical::canonical_json`]
+    /// (keys sorted by Rust string order, serde_json number and string forms) and `body` is
+    /// `{"config_hash", "funnel", "kind", "payload", "recorded_at", "seq"}`.
+    Legacy,
+    /// Scheme 2: `sha256_hex(prev_hash + "\n" + JCS(body))` where `JCS` is RFC 8785 and `body` is
+    /// `{"config_hash": str, "funnel": str, "kind": str, "payload": object,
+    /// "recorded_at": unix millis, "seq": int, "v": 2}`; `sha256_hex` is lower-case hex and the
+    /// string is hashed as UTF-8. Any language's JCS implementation can recompute it
+    /// (`crates/coordinator/tests/verify_ledger.py` does, with Python's `rfc8785`).
+    Jcs,
+}
+
+impl HashScheme {
+    /// The scheme new entries use.
+    pub const CURRENT: HashScheme = HashScheme::Jcs;
+
+    /// Stored form.
+    pub const fn version(self) -> i64 {
+        match self {
+            HashScheme::Legacy => 1,
+            HashScheme::Jcs => 2,
+        }
+    }
+
+    /// Parse the stored form.
+    pub fn from_version(v: i64) -> Option<Self> {
+        match v {
+            1 => Some(HashScheme::Legacy),
+            2 => Some(HashScheme::Jcs),
+            _ => None,
+        }
+    }
+}
+
 /// A stored ledger entry.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LedgerEntry {
@@ -97,12 +136,16 @@ pub struct LedgerEntry {
     pub payload: serde_json::Value,
     /// Hash of the previous entry ([`GENESIS_HASH`] for the first).
     pub prev_hash: String,
-    /// `sha256_hex(prev_hash + "\n" + canonical JSON of {funnel, seq, kind, recorded_at, config_hash, payload})`.
+    /// How `hash` is computed.
+    pub hash_scheme: HashScheme,
+    /// [`entry_hash`] of this entry.
     pub hash: String,
 }
 
-/// The hash of an entry with this content and predecessor.
+/// The hash of an entry with this content and predecessor, under `scheme`.
+#[allow(clippy::too_many_arguments)]
 pub fn entry_hash(
+    scheme: HashScheme,
     prev_hash: &str,
     funnel: &str,
     seq: u64,
@@ -110,8 +153,8 @@ pub fn entry_hash(
     recorded_at: Timestamp,
     config_hash: &str,
     payload: &serde_json::Value,
-) -> String {
-    let body = serde_json::json!({
+) -> Result<String, CanonicalError> {
+    let mut body = serde_json::json!({
         "funnel": funnel,
         "seq": seq,
         "kind": kind.as_str(),
@@ -119,7 +162,16 @@ pub fn entry_hash(
         "config_hash": config_hash,
         "payload": payload,
     });
-    sha256_hex(format!("{prev_hash}\n{}", canonical_json(&body)).as_bytes())
+    let text = match scheme {
+        HashScheme::Legacy => canonical_json(&body),
+        HashScheme::Jcs => {
+            if let Some(map) = body.as_object_mut() {
+                map.insert("v".into(), HashScheme::Jcs.version().into());
+            }
+            jcs(&body)?
+        }
+    };
+    Ok(sha256_hex(format!("{prev_hash}\n{text}").as_bytes()))
 }
 
 /// Result of re-checking a funnel's whole chain.

@@ -15,12 +15,13 @@ use sqlx::sqlite::{
 };
 
 use super::{
-    EntryKind, GENESIS_HASH, LedgerEntry, NewEntry, Store, StoreError, VerifyReport, entry_hash,
+    EntryKind, GENESIS_HASH, HashScheme, LedgerEntry, NewEntry, Store, StoreError, VerifyReport,
+    entry_hash,
 };
-use crate::canonical::canonical_json;
+use crate::canonical::jcs;
 use crate::config::DatabaseLocation;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// How long a statement waits for a lock held by another connection.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -179,8 +180,15 @@ impl SqliteStore {
         let what = format!("ledger entry {} of funnel `{}`", raw.seq, raw.funnel);
         let kind = EntryKind::parse(&raw.kind)
             .ok_or_else(|| self.corrupt(what.clone(), format!("unknown kind `{}`", raw.kind)))?;
+        let hash_scheme = HashScheme::from_version(raw.hash_scheme).ok_or_else(|| {
+            self.corrupt(
+                what.clone(),
+                format!("unknown hash scheme {}", raw.hash_scheme),
+            )
+        })?;
         let payload = serde_json::from_str(&raw.payload).map_err(|e| self.corrupt(what, e))?;
         Ok(LedgerEntry {
+            hash_scheme,
             funnel: raw.funnel,
             seq: raw.seq as u64,
             kind,
@@ -202,6 +210,7 @@ struct RawEntry {
     config_hash: String,
     payload: String,
     prev_hash: String,
+    hash_scheme: i64,
     hash: String,
 }
 
@@ -215,6 +224,7 @@ impl RawEntry {
             config_hash: row.try_get("config_hash")?,
             payload: row.try_get("payload")?,
             prev_hash: row.try_get("prev_hash")?,
+            hash_scheme: row.try_get("hash_scheme")?,
             hash: row.try_get("hash")?,
         })
     }
@@ -253,6 +263,7 @@ impl Store for SqliteStore {
             None => (1, GENESIS_HASH.to_string()),
         };
         let hash = entry_hash(
+            HashScheme::CURRENT,
             &prev_hash,
             &entry.funnel,
             seq,
@@ -260,18 +271,22 @@ impl Store for SqliteStore {
             entry.recorded_at,
             &entry.config_hash,
             &entry.payload,
-        );
+        )
+        .map_err(|e| self.corrupt(format!("new entry of funnel `{}`", entry.funnel), e))?;
+        let payload_text = jcs(&entry.payload)
+            .map_err(|e| self.corrupt(format!("new entry of funnel `{}`", entry.funnel), e))?;
         sqlx::query(
-            "INSERT INTO ledger (funnel, seq, kind, recorded_at, config_hash, payload, prev_hash, hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO ledger (funnel, seq, kind, recorded_at, config_hash, payload, prev_hash, hash_scheme, hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .bind(&entry.funnel)
         .bind(seq as i64)
         .bind(entry.kind.as_str())
         .bind(entry.recorded_at.as_millis())
         .bind(&entry.config_hash)
-        .bind(canonical_json(&entry.payload))
+        .bind(payload_text)
         .bind(&prev_hash)
+        .bind(HashScheme::CURRENT.version())
         .bind(&hash)
         .execute(&mut *tx)
         .await
@@ -287,6 +302,7 @@ impl Store for SqliteStore {
             config_hash: entry.config_hash,
             payload: entry.payload,
             prev_hash,
+            hash_scheme: HashScheme::CURRENT,
             hash,
         })
     }
@@ -299,7 +315,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<LedgerEntry>, StoreError> {
         let before = before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
         let rows = sqlx::query(
-            "SELECT funnel, seq, kind, recorded_at, config_hash, payload, prev_hash, hash FROM ledger \
+            "SELECT funnel, seq, kind, recorded_at, config_hash, payload, prev_hash, hash_scheme, hash FROM ledger \
              WHERE funnel = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
         )
             .bind(funnel)
@@ -312,7 +328,7 @@ impl Store for SqliteStore {
     }
 
     async fn get(&self, funnel: &str, seq: u64) -> Result<Option<LedgerEntry>, StoreError> {
-        let row = sqlx::query("SELECT funnel, seq, kind, recorded_at, config_hash, payload, prev_hash, hash FROM ledger WHERE funnel = ?1 AND seq = ?2")
+        let row = sqlx::query("SELECT funnel, seq, kind, recorded_at, config_hash, payload, prev_hash, hash_scheme, hash FROM ledger WHERE funnel = ?1 AND seq = ?2")
             .bind(funnel)
             .bind(i64::try_from(seq).unwrap_or(i64::MAX))
             .fetch_optional(&self.pool)
@@ -327,12 +343,12 @@ impl Store for SqliteStore {
         kind: Option<EntryKind>,
     ) -> Result<Option<LedgerEntry>, StoreError> {
         let row = match kind {
-            Some(kind) => sqlx::query("SELECT funnel, seq, kind, recorded_at, config_hash, payload, prev_hash, hash FROM ledger WHERE funnel = ?1 AND kind = ?2 ORDER BY seq DESC LIMIT 1")
+            Some(kind) => sqlx::query("SELECT funnel, seq, kind, recorded_at, config_hash, payload, prev_hash, hash_scheme, hash FROM ledger WHERE funnel = ?1 AND kind = ?2 ORDER BY seq DESC LIMIT 1")
                 .bind(funnel)
                 .bind(kind.as_str())
                 .fetch_optional(&self.pool)
                 .await,
-            None => sqlx::query("SELECT funnel, seq, kind, recorded_at, config_hash, payload, prev_hash, hash FROM ledger WHERE funnel = ?1 ORDER BY seq DESC LIMIT 1")
+            None => sqlx::query("SELECT funnel, seq, kind, recorded_at, config_hash, payload, prev_hash, hash_scheme, hash FROM ledger WHERE funnel = ?1 ORDER BY seq DESC LIMIT 1")
                 .bind(funnel)
                 .fetch_optional(&self.pool)
                 .await,
@@ -343,7 +359,7 @@ impl Store for SqliteStore {
 
     async fn verify(&self, funnel: &str) -> Result<VerifyReport, StoreError> {
         use futures::TryStreamExt;
-        let mut rows = sqlx::query("SELECT funnel, seq, kind, recorded_at, config_hash, payload, prev_hash, hash FROM ledger WHERE funnel = ?1 ORDER BY seq ASC")
+        let mut rows = sqlx::query("SELECT funnel, seq, kind, recorded_at, config_hash, payload, prev_hash, hash_scheme, hash FROM ledger WHERE funnel = ?1 ORDER BY seq ASC")
             .bind(funnel)
             .fetch(&self.pool);
         let mut expected_seq: u64 = 1;
@@ -411,7 +427,15 @@ impl Store for SqliteStore {
                     continue;
                 }
             };
-            let recomputed = entry_hash(
+            let Some(scheme) = HashScheme::from_version(raw.hash_scheme) else {
+                first_error = Some(format!(
+                    "entry {seq}: unknown hash scheme {} (the entry was modified)",
+                    raw.hash_scheme
+                ));
+                continue;
+            };
+            let recomputed = match entry_hash(
+                scheme,
                 &prev_hash,
                 &raw.funnel,
                 seq as u64,
@@ -419,7 +443,13 @@ impl Store for SqliteStore {
                 Timestamp::from_millis(raw.recorded_at),
                 &raw.config_hash,
                 &payload,
-            );
+            ) {
+                Ok(h) => h,
+                Err(e) => {
+                    first_error = Some(format!("entry {seq}: {e}"));
+                    continue;
+                }
+            };
             if recomputed != raw.hash {
                 first_error = Some(format!(
                     "entry {seq}: stored hash {} does not match its content (recomputed {}): the entry was modified",
