@@ -260,8 +260,11 @@ impl CheckerConfig {
 pub enum DatabaseLocation {
     /// A private in-memory database.
     InMemory,
-    /// A SQLite file.
+    /// A SQLite file (`path` or `sqlite://path`).
     File(PathBuf),
+    /// A PostgreSQL database (`postgres://…` or `postgresql://…` URL, sqlx options such as
+    /// `sslmode` and `sslrootcert` included).
+    Postgres(String),
 }
 
 // ---------------------------------------------------------------- loading
@@ -294,6 +297,10 @@ impl Config {
         if db == IN_MEMORY_DATABASE {
             return DatabaseLocation::InMemory;
         }
+        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            return DatabaseLocation::Postgres(db.to_string());
+        }
+        let db = db.strip_prefix("sqlite://").unwrap_or(db);
         let path = Path::new(db);
         if path.is_absolute() {
             return DatabaseLocation::File(path.to_path_buf());

@@ -1,11 +1,12 @@
 //! Durable state: the append-only, hash-chained ledger of decisions and operator actions, the
 //! latest stage report per funnel and stage, and the engine's per-funnel snapshot.
 //!
-//! [`Store`] is the interface the coordinator uses; [`sqlite::SqliteStore`] is the embedded
-//! implementation. A PostgreSQL implementation (replicas, leader election) can be added behind
-//! the same trait: nothing above this module knows which database it talks to.
+//! [`Store`] is the interface the coordinator uses; [`sql::SqlStore`] implements it on SQLite
+//! (embedded, one process) and PostgreSQL (replicas with leader election, see
+//! [`crate::leader`]) through one code path. Nothing above this module knows which database it
+//! talks to.
 
-pub mod sqlite;
+pub mod sql;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::canonical::{CanonicalError, canonical_json, jcs, sha256_hex};
 
-pub use sqlite::SqliteStore;
+pub use sql::{Backend, Fence, SqlStore, SqliteStore, StoreOptions, redact_url};
 
 /// `prev_hash` of a funnel's first ledger entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -214,6 +215,16 @@ pub enum StoreError {
         /// The driver's error.
         source: sqlx::Error,
     },
+    /// This process no longer (or not yet) leads: the write was refused in its transaction.
+    #[error("database `{path}`: write refused: this replica writes under leadership term {term} but the current term is {}", current.map_or_else(|| "unknown (not the leader)".to_string(), |c| c.to_string()))]
+    Fenced {
+        /// The database.
+        path: PathBuf,
+        /// The term this replica holds (0: none).
+        term: i64,
+        /// The term in the database, when read.
+        current: Option<i64>,
+    },
     /// Stored data cannot be decoded.
     #[error("database `{path}`: {what}: {reason}")]
     Corrupt {
@@ -262,6 +273,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// The latest stored report of every stage of a funnel.
     async fn latest_reports(&self, funnel: &str) -> Result<Vec<StageReport>, StoreError>;
+
+    /// Funnels that have a ledger, sorted.
+    async fn funnels(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Entries of a funnel with `seq > after`, oldest first, at most `limit`.
+    async fn since(
+        &self,
+        funnel: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<LedgerEntry>, StoreError>;
 
     /// Flush and close; later calls fail.
     async fn close(&self);
