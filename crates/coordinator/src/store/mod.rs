@@ -242,7 +242,17 @@ pub enum StoreError {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Append an entry to its funnel's chain and return it with `seq` and hashes filled in.
-    async fn append(&self, entry: NewEntry) -> Result<LedgerEntry, StoreError>;
+    async fn append(&self, entry: NewEntry) -> Result<LedgerEntry, StoreError> {
+        self.append_with_state(entry, None).await
+    }
+
+    /// Append an entry and, in the same transaction, save the funnel's snapshot: a reader (a
+    /// follower) never sees a decision without the state that produced it.
+    async fn append_with_state(
+        &self,
+        entry: NewEntry,
+        snapshot: Option<&FunnelSnapshot>,
+    ) -> Result<LedgerEntry, StoreError>;
 
     /// Entries of a funnel, newest first, with `seq < before` when given, at most `limit`.
     async fn list(

@@ -467,6 +467,44 @@ impl SqlStore {
     }
 }
 
+impl SqlStore {
+    async fn write_state(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        snapshot: &FunnelSnapshot,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(snapshot)
+            .map_err(|e| self.corrupt(format!("snapshot of funnel `{}`", snapshot.funnel), e))?;
+        sqlx::query(
+            "INSERT INTO engine_state (funnel, updated_at, snapshot) VALUES ($1, $2, $3) \
+             ON CONFLICT (funnel) DO UPDATE SET updated_at = excluded.updated_at, snapshot = excluded.snapshot",
+        )
+        .bind(snapshot.funnel.clone())
+        .bind(now_millis())
+        .bind(json)
+        .execute(&mut **tx)
+        .await
+        .map_err(self.query_err("save engine state"))?;
+        for report in &snapshot.last_reports {
+            let json = serde_json::to_string(report).map_err(|e| {
+                self.corrupt(format!("report of `{}/{}`", report.funnel, report.stage), e)
+            })?;
+            sqlx::query(
+                "INSERT INTO stage_reports (funnel, stage, checked_at, report) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (funnel, stage) DO UPDATE SET checked_at = excluded.checked_at, report = excluded.report",
+            )
+            .bind(snapshot.funnel.clone())
+            .bind(report.stage.clone())
+            .bind(report.checked_at.as_millis())
+            .bind(json)
+            .execute(&mut **tx)
+            .await
+            .map_err(self.query_err("save stage report"))?;
+        }
+        Ok(())
+    }
+}
+
 /// A ledger row as stored, before any interpretation (verify must cope with garbage).
 struct RawEntry {
     funnel: String,
@@ -502,7 +540,11 @@ fn short(h: &str) -> &str {
 
 #[async_trait]
 impl Store for SqlStore {
-    async fn append(&self, entry: NewEntry) -> Result<LedgerEntry, StoreError> {
+    async fn append_with_state(
+        &self,
+        entry: NewEntry,
+        snapshot: Option<&FunnelSnapshot>,
+    ) -> Result<LedgerEntry, StoreError> {
         let mut tx = self
             .begin_write(
                 "begin append",
@@ -557,6 +599,9 @@ impl Store for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(self.query_err("append ledger entry"))?;
+        if let Some(snapshot) = snapshot {
+            self.write_state(&mut tx, snapshot).await?;
+        }
         tx.commit()
             .await
             .map_err(self.query_err("commit ledger entry"))?;
@@ -662,40 +707,13 @@ impl Store for SqlStore {
     }
 
     async fn save_state(&self, snapshot: &FunnelSnapshot) -> Result<(), StoreError> {
-        let json = serde_json::to_string(snapshot)
-            .map_err(|e| self.corrupt(format!("snapshot of funnel `{}`", snapshot.funnel), e))?;
         let mut tx = self
             .begin_write(
                 "begin save state",
                 "SELECT term FROM leadership WHERE id = 1 FOR SHARE",
             )
             .await?;
-        sqlx::query(
-            "INSERT INTO engine_state (funnel, updated_at, snapshot) VALUES ($1, $2, $3) \
-             ON CONFLICT (funnel) DO UPDATE SET updated_at = excluded.updated_at, snapshot = excluded.snapshot",
-        )
-        .bind(snapshot.funnel.clone())
-        .bind(now_millis())
-        .bind(json)
-        .execute(&mut *tx)
-        .await
-        .map_err(self.query_err("save engine state"))?;
-        for report in &snapshot.last_reports {
-            let json = serde_json::to_string(report).map_err(|e| {
-                self.corrupt(format!("report of `{}/{}`", report.funnel, report.stage), e)
-            })?;
-            sqlx::query(
-                "INSERT INTO stage_reports (funnel, stage, checked_at, report) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (funnel, stage) DO UPDATE SET checked_at = excluded.checked_at, report = excluded.report",
-            )
-            .bind(snapshot.funnel.clone())
-            .bind(report.stage.clone())
-            .bind(report.checked_at.as_millis())
-            .bind(json)
-            .execute(&mut *tx)
-            .await
-            .map_err(self.query_err("save stage report"))?;
-        }
+        self.write_state(&mut tx, snapshot).await?;
         tx.commit()
             .await
             .map_err(self.query_err("commit engine state"))?;
