@@ -649,7 +649,11 @@ impl Discovery<'_> {
                 .into());
             }
             Ok(_) => {}
-            Err(_) => {}
+            Err(e) => {
+                return Err(Stop::Dns(e.during(format_args!(
+                    "the TXT records at the root of {domain}, checked for a misplaced DMARC record"
+                ))));
+            }
         }
         if let Some(r) = own {
             return Ok((domain.to_string(), r));

@@ -9,8 +9,9 @@ use std::time::Duration;
 use funnelgate_checker_sdk::ProbeError;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
-use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
 
 /// Public resolvers used when neither the params nor `/etc/resolv.conf` name any nameserver.
@@ -18,6 +19,11 @@ pub const PUBLIC_NAMESERVERS: [&str; 2] = ["1.1.1.1:53", "8.8.8.8:53"];
 
 /// The longest a single DNS query may take before it is retried or given up.
 const MAX_QUERY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The most CNAMEs followed from the name asked to its records. A longer chain, or one that
+/// comes back to a name already on it, is a failure to get an answer (a temporary error for
+/// the email RFCs), never "no record".
+pub const MAX_CNAME_CHAIN: usize = 8;
 
 /// What a query found, with negative answers kept apart.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,6 +79,15 @@ pub struct DnsFailure {
     pub rtype: String,
     /// Why there was no answer.
     pub reason: String,
+}
+
+impl DnsFailure {
+    /// The same failure, saying what the query was for (`include:_spf.example.com of
+    /// example.com`).
+    pub fn during(mut self, what: impl std::fmt::Display) -> Self {
+        self.reason = format!("{} (while looking up {what})", self.reason);
+        self
+    }
 }
 
 impl From<DnsFailure> for ProbeError {
@@ -217,6 +232,15 @@ impl Dns {
     }
 
     async fn query(&self, name: &str, rtype: RecordType) -> Result<Answer<RData>, DnsFailure> {
+        Ok(self.query_full(name, rtype).await?.0)
+    }
+
+    /// A query and the aliases (CNAME targets, in order) followed to answer it.
+    async fn query_full(
+        &self,
+        name: &str,
+        rtype: RecordType,
+    ) -> Result<(Answer<RData>, Vec<String>), DnsFailure> {
         let fail = |reason: String| DnsFailure {
             name: name.to_string(),
             rtype: rtype.to_string(),
@@ -225,24 +249,141 @@ impl Dns {
         let fqdn = format!("{}.", normalize(name));
         let parsed =
             Name::from_ascii(&fqdn).map_err(|e| fail(format!("not a valid dns name: {e}")))?;
-        match self.resolver.lookup(parsed, rtype).await {
+        match self.resolver.lookup(parsed.clone(), rtype).await {
             Ok(lookup) => {
+                let aliases: Vec<String> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::CNAME(c) if rtype != RecordType::CNAME => {
+                            Some(normalize(&c.0.to_ascii()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if aliases.len() > MAX_CNAME_CHAIN {
+                    return Err(fail(format!(
+                        "the cname chain from {} is {} aliases long, more than the {MAX_CNAME_CHAIN} followed: {}",
+                        normalize(name),
+                        aliases.len(),
+                        aliases.join(" -> ")
+                    )));
+                }
                 let rdata: Vec<RData> = lookup
                     .answers()
                     .iter()
                     .filter(|r| r.record_type() == rtype)
                     .map(|r| r.data.clone())
                     .collect();
-                Ok(if rdata.is_empty() {
-                    Answer::NoData
-                } else {
-                    Answer::Records(rdata)
-                })
+                if rdata.is_empty() {
+                    return self.confirm_no_data(&parsed, rtype, &fail).await;
+                }
+                Ok((Answer::Records(rdata), aliases))
             }
-            Err(e) if e.is_nx_domain() => Ok(Answer::NxDomain),
-            Err(e) if e.is_no_records_found() => Ok(Answer::NoData),
+            Err(e) if e.is_nx_domain() => Ok((Answer::NxDomain, Vec::new())),
+            Err(e) if e.is_no_records_found() => self.confirm_no_data(&parsed, rtype, &fail).await,
             Err(e) => Err(fail(describe(&e))),
         }
+    }
+
+    /// The resolver found no record of the type: it stops following CNAMEs after a few hops and
+    /// then reports an empty answer, which a CNAME loop or an over-long chain also produce.
+    /// Walk the chain one CNAME query at a time: a loop or a chain longer than
+    /// [`MAX_CNAME_CHAIN`] is a failure; a chain that ends is asked again at its end.
+    async fn confirm_no_data(
+        &self,
+        name: &Name,
+        rtype: RecordType,
+        fail: &impl Fn(String) -> DnsFailure,
+    ) -> Result<(Answer<RData>, Vec<String>), DnsFailure> {
+        if rtype == RecordType::CNAME {
+            return Ok((Answer::NoData, Vec::new()));
+        }
+        let mut chain: Vec<Name> = vec![name.clone()];
+        let show = |chain: &[Name]| {
+            chain
+                .iter()
+                .map(|n| normalize(&n.to_ascii()))
+                .collect::<Vec<_>>()
+                .join(" -> ")
+        };
+        loop {
+            let Some(current) = chain.last().cloned() else {
+                return Ok((Answer::NoData, Vec::new()));
+            };
+            let next = match self
+                .resolver
+                .lookup(current.clone(), RecordType::CNAME)
+                .await
+            {
+                Ok(l) => l.answers().iter().find_map(|r| match &r.data {
+                    RData::CNAME(c) if r.name == current => Some(c.0.clone()),
+                    _ => None,
+                }),
+                Err(e) if e.is_no_records_found() => None,
+                Err(e) => {
+                    return Err(fail(format!(
+                        "following the cname chain {}: CNAME query for {} failed: {}",
+                        show(&chain),
+                        normalize(&current.to_ascii()),
+                        describe(&e)
+                    )));
+                }
+            };
+            let Some(next) = next else { break };
+            if chain.contains(&next) {
+                chain.push(next);
+                return Err(fail(format!("cname loop: {}", show(&chain))));
+            }
+            chain.push(next);
+            if chain.len() - 1 > MAX_CNAME_CHAIN {
+                return Err(fail(format!(
+                    "the cname chain is longer than the {MAX_CNAME_CHAIN} aliases followed: {}",
+                    show(&chain)
+                )));
+            }
+        }
+        let aliases: Vec<String> = chain[1..]
+            .iter()
+            .map(|n| normalize(&n.to_ascii()))
+            .collect();
+        let Some(end) = chain.last().filter(|_| chain.len() > 1).cloned() else {
+            return Ok((Answer::NoData, aliases));
+        };
+        // The chain ends: ask its last name directly (the resolver may have stopped short).
+        match self.resolver.lookup(end, rtype).await {
+            Ok(l) => {
+                let rdata: Vec<RData> = l
+                    .answers()
+                    .iter()
+                    .filter(|r| r.record_type() == rtype)
+                    .map(|r| r.data.clone())
+                    .collect();
+                Ok(if rdata.is_empty() {
+                    (Answer::NoData, aliases)
+                } else {
+                    (Answer::Records(rdata), aliases)
+                })
+            }
+            Err(e) if e.is_nx_domain() => Ok((Answer::NxDomain, aliases)),
+            Err(e) if e.is_no_records_found() => Ok((Answer::NoData, aliases)),
+            Err(e) => Err(fail(format!(
+                "at the end of the cname chain {}: {}",
+                show(&chain),
+                describe(&e)
+            ))),
+        }
+    }
+
+    /// The alias target when `name` is a CNAME (one CNAME query, not followed further).
+    pub async fn cname(&self, name: &str) -> Result<Option<String>, DnsFailure> {
+        Ok(match self.query(name, RecordType::CNAME).await? {
+            Answer::Records(r) => r.into_iter().find_map(|r| match r {
+                RData::CNAME(c) => Some(normalize(&c.0.to_ascii())),
+                _ => None,
+            }),
+            Answer::NoData | Answer::NxDomain => None,
+        })
     }
 
     /// TXT records at `name`.
@@ -288,6 +429,42 @@ impl Dns {
         } else {
             Answer::Records(out)
         })
+    }
+
+    /// Like [`Dns::addresses`], with the aliases (CNAME targets) followed to reach them.
+    pub async fn addresses_with_aliases(
+        &self,
+        name: &str,
+    ) -> Result<(Answer<IpAddr>, Vec<String>), DnsFailure> {
+        let (a, mut aliases) = self.query_full(name, RecordType::A).await?;
+        if a == Answer::NxDomain {
+            return Ok((Answer::NxDomain, aliases));
+        }
+        let (aaaa, aliases6) = self.query_full(name, RecordType::AAAA).await?;
+        if aliases.is_empty() {
+            aliases = aliases6;
+        }
+        let mut out: Vec<IpAddr> = map(a, |r| match r {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            _ => None,
+        })
+        .records();
+        out.extend(
+            map(aaaa, |r| match r {
+                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                _ => None,
+            })
+            .records(),
+        );
+        out.sort();
+        Ok((
+            if out.is_empty() {
+                Answer::NoData
+            } else {
+                Answer::Records(out)
+            },
+            aliases,
+        ))
     }
 
     /// MX records at `name` as `(preference, exchange)`; the exchange is lowercase without its
@@ -336,6 +513,19 @@ fn map<T>(a: Answer<RData>, f: impl Fn(RData) -> Option<T>) -> Answer<T> {
 fn describe(e: &NetError) -> String {
     match e {
         NetError::Timeout => "no answer before the timeout".to_string(),
+        NetError::Dns(DnsError::ResponseCode(code)) => {
+            let name = match code {
+                ResponseCode::ServFail => "SERVFAIL",
+                ResponseCode::Refused => "REFUSED",
+                ResponseCode::FormErr => "FORMERR",
+                ResponseCode::NotImp => "NOTIMP",
+                other => other.to_str(),
+            };
+            format!(
+                "the nameserver answered {name} (rcode {})",
+                u16::from(*code)
+            )
+        }
         other => other.to_string(),
     }
 }

@@ -65,7 +65,11 @@ struct SpfProbe(SpfParams);
 impl Probe for SpfProbe {
     async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
         let dns = resolver(&self.0.nameservers, ctx).await?;
-        let r = spf::check(&dns, &self.0.domain).await?;
+        let r = spf::check(&dns, &self.0.domain).await.map_err(|e| {
+            ProbeError::transient(format!(
+                "spf temperror (RFC 7208 §2.6.6), the record cannot be evaluated: {e}"
+            ))
+        })?;
         let m = measurement(
             Some(r.dns_lookups as f64),
             "count",
@@ -133,7 +137,11 @@ struct DmarcProbe(DmarcParams);
 impl Probe for DmarcProbe {
     async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
         let dns = resolver(&self.0.nameservers, ctx).await?;
-        let r = dmarc::check(&dns, &self.0.domain).await?;
+        let r = dmarc::check(&dns, &self.0.domain).await.map_err(|e| {
+            ProbeError::transient(format!(
+                "dmarc temperror (RFC 7489 §6.6.3), the policy cannot be discovered: {e}"
+            ))
+        })?;
         let value = r.policy.map(|p| p.level() as f64);
         let m = measurement(value, "policy_level", dmarc::summary(&r), &r.findings);
         let mut pairs = vec![
@@ -418,13 +426,18 @@ impl Probe for MxProbe {
                 format!(
                     "preference {} → {}",
                     h.preference,
-                    if addrs.is_empty() {
+                    if let Some(why) = &h.invalid {
+                        format!("invalid: {why}")
+                    } else if addrs.is_empty() {
                         "(no address)".into()
                     } else {
                         addrs
                     }
                 ),
             );
+            if let Some(target) = &h.cname {
+                m = m.with_evidence(format!("mx.{}.cname", h.host), target.clone());
+            }
         }
         Ok(m.with_evidence("domain", r.domain.clone())
             .with_evidence("nameservers", dns.servers()))
