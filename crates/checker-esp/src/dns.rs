@@ -246,18 +246,14 @@ impl Dns {
             rtype: rtype.to_string(),
             reason,
         };
-        let fqdn = format!("{}.", normalize(name));
-        let parsed =
-            Name::from_ascii(&fqdn).map_err(|e| fail(format!("not a valid dns name: {e}")))?;
+        let parsed = dns_name(name).map_err(fail)?;
         match self.resolver.lookup(parsed.clone(), rtype).await {
             Ok(lookup) => {
                 let aliases: Vec<String> = lookup
                     .answers()
                     .iter()
                     .filter_map(|r| match &r.data {
-                        RData::CNAME(c) if rtype != RecordType::CNAME => {
-                            Some(normalize(&c.0.to_ascii()))
-                        }
+                        RData::CNAME(c) if rtype != RecordType::CNAME => Some(name_text(&c.0)),
                         _ => None,
                     })
                     .collect();
@@ -300,13 +296,7 @@ impl Dns {
             return Ok((Answer::NoData, Vec::new()));
         }
         let mut chain: Vec<Name> = vec![name.clone()];
-        let show = |chain: &[Name]| {
-            chain
-                .iter()
-                .map(|n| normalize(&n.to_ascii()))
-                .collect::<Vec<_>>()
-                .join(" -> ")
-        };
+        let show = |chain: &[Name]| chain.iter().map(name_text).collect::<Vec<_>>().join(" -> ");
         loop {
             let Some(current) = chain.last().cloned() else {
                 return Ok((Answer::NoData, Vec::new()));
@@ -325,7 +315,7 @@ impl Dns {
                     return Err(fail(format!(
                         "following the cname chain {}: CNAME query for {} failed: {}",
                         show(&chain),
-                        normalize(&current.to_ascii()),
+                        name_text(&current),
                         describe(&e)
                     )));
                 }
@@ -343,10 +333,7 @@ impl Dns {
                 )));
             }
         }
-        let aliases: Vec<String> = chain[1..]
-            .iter()
-            .map(|n| normalize(&n.to_ascii()))
-            .collect();
+        let aliases: Vec<String> = chain[1..].iter().map(name_text).collect();
         let Some(end) = chain.last().filter(|_| chain.len() > 1).cloned() else {
             return Ok((Answer::NoData, aliases));
         };
@@ -379,7 +366,7 @@ impl Dns {
     pub async fn cname(&self, name: &str) -> Result<Option<String>, DnsFailure> {
         Ok(match self.query(name, RecordType::CNAME).await? {
             Answer::Records(r) => r.into_iter().find_map(|r| match r {
-                RData::CNAME(c) => Some(normalize(&c.0.to_ascii())),
+                RData::CNAME(c) => Some(name_text(&c.0)),
                 _ => None,
             }),
             Answer::NoData | Answer::NxDomain => None,
@@ -475,7 +462,7 @@ impl Dns {
                 let ex = if mx.exchange.is_root() {
                     ".".to_string()
                 } else {
-                    normalize(&mx.exchange.to_ascii())
+                    name_text(&mx.exchange)
                 };
                 Some((mx.preference, ex))
             }
@@ -488,11 +475,36 @@ impl Dns {
         Ok(map(
             self.query(&reverse_name(ip), RecordType::PTR).await?,
             |r| match r {
-                RData::PTR(p) => Some(normalize(&p.0.to_ascii())),
+                RData::PTR(p) => Some(name_text(&p.0)),
                 _ => None,
             },
         ))
     }
+}
+
+/// A name as text: its labels as received (raw octets, no presentation-format escapes),
+/// lowercase, no trailing dot.
+fn name_text(n: &Name) -> String {
+    let labels: Vec<String> = n
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    normalize(&labels.join("."))
+}
+
+/// A query name: the usual text form, or else its labels taken as raw octets (DNS labels may
+/// hold any octet: names built by SPF macros can contain `%`, `:` or spaces).
+fn dns_name(name: &str) -> Result<Name, String> {
+    let n = normalize(name);
+    Name::from_ascii(format!("{n}."))
+        .or_else(|_| Name::from_labels(n.split('.').map(str::as_bytes)))
+        .map_err(|e| format!("not a valid dns name: {e}"))
+}
+
+/// Whether `name` can be asked at all: labels of 1 to 63 octets, at most 253 in all.
+pub fn is_queryable(name: &str) -> bool {
+    let n = normalize(name);
+    !n.is_empty() && n.len() <= 253 && dns_name(&n).is_ok()
 }
 
 fn map<T>(a: Answer<RData>, f: impl Fn(RData) -> Option<T>) -> Answer<T> {
