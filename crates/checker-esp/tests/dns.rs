@@ -1277,3 +1277,83 @@ async fn mx_targets_that_are_aliases_or_addresses() {
     );
     assert!(codes(&m).contains("mx_ip_literal"), "{m:?}");
 }
+
+// ------------------------------------------------------------------ check_host() in dns.spf (issue 9 item 13)
+
+#[tokio::test]
+async fn spf_probe_evaluates_the_sending_ips() {
+    let f = kinds::spf_factory();
+    // spf-ok.test: "v=spf1 ip4:192.0.2.0/24 include:_spf.provider.test ~all"
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "spf-ok.test", "ips": ["192.0.2.10", "198.51.100.7"]}),
+    )
+    .await;
+    assert_eq!(m.verdict, Some(ProbeStatus::Pass), "{m:?}");
+    assert_eq!(m.evidence["check_host.192.0.2.10"], "pass");
+    assert_eq!(
+        m.evidence["check_host.192.0.2.10.mechanism"],
+        "ip4:192.0.2.0/24 (in the record of spf-ok.test)"
+    );
+    assert_eq!(
+        m.evidence["check_host.198.51.100.7.mechanism"],
+        "include:_spf.provider.test (in the record of spf-ok.test)"
+    );
+    assert!(
+        m.message.contains("2 of 2 sending IPs pass"),
+        "{}",
+        m.message
+    );
+
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "spf-ok.test", "ips": ["192.0.2.10", "203.0.113.5", "2001:db8::5"]}),
+    )
+    .await;
+    assert_eq!(m.verdict, Some(ProbeStatus::Fail), "{m:?}");
+    assert_eq!(m.evidence["check_host.203.0.113.5"], "softfail");
+    assert_eq!(m.evidence["check_host.2001:db8::5"], "softfail");
+    assert_eq!(
+        m.evidence["check_host.203.0.113.5.mechanism"],
+        "~all (in the record of spf-ok.test)"
+    );
+    assert!(codes(&m).contains("spf_ip_not_authorised"), "{m:?}");
+    assert!(
+        m.message.contains("203.0.113.5 gets softfail"),
+        "{}",
+        m.message
+    );
+
+    // no record: none; a record over the lookup limit: permerror
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "spf-none.test", "ips": ["192.0.2.10"]}),
+    )
+    .await;
+    assert_eq!(m.evidence["check_host.192.0.2.10"], "none", "{m:?}");
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "spf-11.test", "ips": ["203.0.113.5"]}),
+    )
+    .await;
+    assert_eq!(m.evidence["check_host.203.0.113.5"], "permerror", "{m:?}");
+    assert!(codes(&m).contains("spf_check_host_permerror"), "{m:?}");
+
+    // a DNS failure during the evaluation is a temperror: ERROR
+    assert_dns_error(
+        &f,
+        serde_json::json!({"domain": "spf-redircnameloop.test", "ips": ["192.0.2.10"]}),
+        &["spf temperror", "cname loop"],
+    )
+    .await;
+
+    // bad params are refused with the field named
+    for bad in [
+        serde_json::json!({"domain": "spf-ok.test", "ips": ["192.0.2.300"]}),
+        serde_json::json!({"domain": "spf-ok.test", "ips": ["192.0.2.1"], "sender": "nobody"}),
+        serde_json::json!({"domain": "spf-ok.test", "helo": "not a name"}),
+    ] {
+        let e = f.build(&bad).err().expect("refused");
+        assert!(e.message.contains('`'), "{e}");
+    }
+}
