@@ -279,6 +279,19 @@ impl Probe for DmarcProbe {
                 pairs.push((t, v.clone()));
             }
         }
+        if let Some(e) = r.enforcement() {
+            pairs.push((
+                "pct",
+                if e.pct_explicit {
+                    e.pct.to_string()
+                } else {
+                    format!("{} (default)", e.pct)
+                },
+            ));
+            pairs.push(("testing", if e.testing { "y" } else { "n" }.to_string()));
+            pairs.push(("enforcement.rfc7489", e.rfc7489));
+            pairs.push(("enforcement.dmarcbis", e.dmarcbis));
+        }
         Ok(with(m, &pairs))
     }
 }
@@ -314,21 +327,74 @@ fn check_selectors(field: &str, sels: &[String]) -> Result<(), ProbeError> {
     Ok(())
 }
 
+/// A key as people name it: `rsa 2048 bits`, `ed25519 256 bits`, `k=foo`.
+fn key_text(r: &dkim::SelectorReport) -> Option<String> {
+    let t = match r.key_type.as_ref()? {
+        dkim::KeyType::Rsa => "rsa".to_string(),
+        dkim::KeyType::Ed25519 => "ed25519".to_string(),
+        dkim::KeyType::Other(k) => format!("k={k}"),
+    };
+    Some(match r.bits {
+        Some(b) => format!("{t} {b} bits"),
+        None => t,
+    })
+}
+
 fn selector_evidence(mut m: Measurement, reports: &[dkim::SelectorReport]) -> Measurement {
     for r in reports {
-        let key = match (&r.key_type, r.bits) {
-            (Some(dkim::KeyType::Rsa), Some(b)) => format!("rsa {b} bits"),
-            (Some(dkim::KeyType::Ed25519), Some(_)) => "ed25519".to_string(),
-            (Some(dkim::KeyType::Other(k)), _) => format!("k={k}"),
-            _ if r.record.is_none() => "missing".to_string(),
-            _ => "unusable".to_string(),
+        let status = if r.record.is_none() {
+            "missing"
+        } else if r.findings.has("dkim_key_revoked") {
+            "revoked"
+        } else if r.strength.is_none() {
+            "unusable"
+        } else {
+            "usable"
         };
-        m = m.with_evidence(
-            format!("selector.{}", r.selector),
-            format!("{key} at {}", r.name),
-        );
+        let key = match (status, key_text(r)) {
+            ("usable", Some(k)) => k,
+            ("missing", _) => "missing".to_string(),
+            (s, Some(k)) => format!("{s} {k} key"),
+            (s, None) => s.to_string(),
+        };
+        let prefix = format!("selector.{}", r.selector);
+        m = m.with_evidence(prefix.clone(), format!("{key} at {}", r.name));
+        m = m.with_evidence(format!("{prefix}.status"), status);
+        if let Some(t) = &r.key_type {
+            m = m.with_evidence(
+                format!("{prefix}.key_type"),
+                match t {
+                    dkim::KeyType::Rsa => "rsa".to_string(),
+                    dkim::KeyType::Ed25519 => "ed25519".to_string(),
+                    dkim::KeyType::Other(k) => k.clone(),
+                },
+            );
+        }
+        if let Some(b) = r.bits {
+            m = m.with_evidence(format!("{prefix}.key_bits"), b.to_string());
+        }
+        if let Some(s) = r.strength {
+            m = m.with_evidence(format!("{prefix}.rsa_equivalent_bits"), s.to_string());
+        }
     }
     m
+}
+
+/// The weakest key, named by its type and real size (`rsa 1024 bits`, `ed25519 256 bits,
+/// as strong as rsa 3072`).
+fn weakest_text(reports: &[dkim::SelectorReport]) -> String {
+    let Some(w) = reports.iter().min_by_key(|r| r.strength.unwrap_or(0)) else {
+        return "none".to_string();
+    };
+    match (w.strength, key_text(w)) {
+        (Some(s), Some(k)) if w.key_type == Some(dkim::KeyType::Ed25519) => {
+            format!("{k} (as strong as rsa {s} bits) at selector {}", w.selector)
+        }
+        (Some(_), Some(k)) => format!("{k} at selector {}", w.selector),
+        (None, Some(k)) => format!("an unusable {k} key at selector {}", w.selector),
+        (None, None) => format!("no usable key at selector {}", w.selector),
+        (Some(s), None) => format!("{s} bits at selector {}", w.selector),
+    }
 }
 
 /// Params of `dns.dkim`.
@@ -390,9 +456,10 @@ impl Probe for DkimProbe {
         } else {
             let names: Vec<&str> = reports.iter().map(|r| r.selector.as_str()).collect();
             format!(
-                "DKIM of {d} ({}{}): weakest key {weakest} bits",
+                "DKIM of {d} ({}{}): weakest key {}",
                 if discovered { "found " } else { "selectors " },
-                names.join(", ")
+                names.join(", "),
+                weakest_text(&reports)
             )
         };
         let m = measurement(Some(weakest as f64), "bits", summary, &f);

@@ -1357,3 +1357,112 @@ async fn spf_probe_evaluates_the_sending_ips() {
         assert!(e.message.contains('`'), "{e}");
     }
 }
+
+// ------------------------------------------------------------------ what the records say (issue 9 item 11)
+
+#[tokio::test]
+async fn dkim_key_type_and_real_size_are_reported_separately() {
+    let f = kinds::dkim_factory();
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "dkim.test", "selectors": ["ed"]}),
+    )
+    .await;
+    assert_eq!(m.evidence["selector.ed.key_type"], "ed25519", "{m:?}");
+    assert_eq!(m.evidence["selector.ed.key_bits"], "256");
+    assert_eq!(m.evidence["selector.ed.rsa_equivalent_bits"], "3072");
+    assert_eq!(m.evidence["selector.ed.status"], "usable");
+    assert_eq!(
+        m.evidence["selector.ed"],
+        "ed25519 256 bits at ed._domainkey.dkim.test"
+    );
+    assert!(
+        m.message
+            .contains("weakest key ed25519 256 bits (as strong as rsa 3072 bits)"),
+        "{}",
+        m.message
+    );
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "dkim.test", "selectors": ["s1024"]}),
+    )
+    .await;
+    assert_eq!(m.evidence["selector.s1024.key_type"], "rsa");
+    assert_eq!(m.evidence["selector.s1024.key_bits"], "1024");
+    assert!(
+        m.message.contains("weakest key rsa 1024 bits"),
+        "{}",
+        m.message
+    );
+
+    // revoked and unusable keys keep their type
+    for (sel, status, ty) in [
+        ("revoked-ed", "revoked", "ed25519"),
+        ("revoked", "revoked", "rsa"),
+        ("short-ed", "unusable", "ed25519"),
+        ("garbage", "unusable", "rsa"),
+    ] {
+        let m = run(
+            &f,
+            serde_json::json!({"domain": "dkim.test", "selectors": [sel]}),
+        )
+        .await;
+        assert_eq!(m.verdict, Some(ProbeStatus::Fail), "{sel}: {m:?}");
+        assert_eq!(
+            m.evidence[&format!("selector.{sel}.status")],
+            status,
+            "{m:?}"
+        );
+        assert_eq!(m.evidence[&format!("selector.{sel}.key_type")], ty, "{m:?}");
+        assert!(
+            !m.evidence.contains_key(&format!("selector.{sel}.key_bits")),
+            "{m:?}"
+        );
+        assert!(
+            m.evidence[&format!("selector.{sel}")].starts_with(&format!("{status} {ty} key at")),
+            "{m:?}"
+        );
+    }
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "dkim.test", "selectors": ["nothere"]}),
+    )
+    .await;
+    assert_eq!(m.evidence["selector.nothere.status"], "missing");
+    assert!(!m.evidence.contains_key("selector.nothere.key_type"));
+}
+
+#[tokio::test]
+async fn dmarc_pct_and_testing_flag_are_exposed_with_their_effect() {
+    let f = kinds::dmarc_factory();
+    // p=quarantine; pct=50
+    let m = run(&f, serde_json::json!({"domain": "dmarc-removed.test"})).await;
+    assert_eq!(m.evidence["pct"], "50", "{m:?}");
+    assert_eq!(m.evidence["testing"], "n");
+    assert_eq!(
+        m.evidence["enforcement.rfc7489"],
+        "p=quarantine on 50% of failing mail, none on the rest (pct=50)"
+    );
+    assert_eq!(
+        m.evidence["enforcement.dmarcbis"],
+        "p=quarantine on all failing mail (pct is not part of DMARCbis)"
+    );
+    assert!(codes(&m).contains("dmarc_partial_enforcement"), "{m:?}");
+    // p=reject; t=y
+    let m = run(&f, serde_json::json!({"domain": "dmarc-testmode.test"})).await;
+    assert_eq!(m.evidence["pct"], "100 (default)");
+    assert_eq!(m.evidence["testing"], "y");
+    assert_eq!(
+        m.evidence["enforcement.rfc7489"],
+        "p=reject on all failing mail"
+    );
+    assert_eq!(
+        m.evidence["enforcement.dmarcbis"],
+        "test mode (t=y): failing mail gets quarantine instead of reject"
+    );
+    assert!(codes(&m).contains("dmarc_test_mode"));
+    // full enforcement
+    let m = run(&f, serde_json::json!({"domain": "dmarc-ok.test"})).await;
+    assert_eq!(m.evidence["pct"], "100 (default)");
+    assert!(!codes(&m).contains("dmarc_partial_enforcement"));
+}
