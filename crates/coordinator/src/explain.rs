@@ -163,11 +163,15 @@ pub fn explain(decision: &GateDecision, policy: Option<&FunnelPolicy>) -> Vec<St
     if !d.remediation.is_empty() {
         out.push("fix first:".to_string());
         for (i, r) in d.remediation.iter().take(5).enumerate() {
+            // A stage- or checker-level item (never reported, stale, unreachable) has no probe.
+            let at = if r.probe.is_empty() {
+                r.stage.clone()
+            } else {
+                format!("{}/{}", r.stage, r.probe)
+            };
             out.push(format!(
-                "  {}. {}/{}: {} (badness {}): {}",
+                "  {}. {at}: {} (badness {}): {}",
                 i + 1,
-                r.stage,
-                r.probe,
                 r.status,
                 num(r.badness),
                 r.message
