@@ -189,8 +189,16 @@ async fn handle(
     body: Bytes,
 ) -> Response<Body> {
     let path = uri.path().to_string();
-    let query = parse_query(uri.query());
+    let mut query = parse_query(uri.query());
     let body_json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    // Marketo's documented `_method=GET` override: a form-encoded POST read as a GET (used for
+    // long filter lists; marketorestpython sends lead lookups this way).
+    let mut method = method;
+    let form = super::parse_form(&body);
+    if method == Method::POST && form.get("_method").map(String::as_str) == Some("GET") {
+        method = Method::GET;
+        query.extend(form.into_iter().filter(|(k, _)| k != "_method"));
+    }
     let authorization = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -374,7 +382,8 @@ fn route(
             }
             ok(result)
         }
-        ("POST", ["rest", "v1", "leads", "delete.json"]) => {
+        ("POST", ["rest", "v1", "leads", "delete.json"])
+        | ("DELETE", ["rest", "v1", "leads.json"]) => {
             let mut result = Vec::new();
             for input in body["input"].as_array().cloned().unwrap_or_default() {
                 let id = input["id"].as_u64().unwrap_or(0);
@@ -396,11 +405,7 @@ fn route(
             let id: u64 = file.trim_end_matches(".json").parse().unwrap_or(0);
             match st.emails.get(&id) {
                 Some(e) => ok(vec![e.clone()]),
-                None => json_response(
-                    200,
-                    &json!({"success": true, "errors": [], "requestId": "4",
-                    "warnings": ["No assets found for the given search criteria."]}),
-                ),
+                None => code_reply("702"),
             }
         }
         ("GET", ["rest", "asset", "v1", "form", id, "fields.json"]) => {
