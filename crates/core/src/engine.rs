@@ -2332,6 +2332,7 @@ mod tests {
 
     fn res(id: &str, status: ProbeStatus) -> ProbeResult {
         ProbeResult {
+            steps: Vec::new(),
             id: id.into(),
             kind: "sql".into(),
             status,
