@@ -158,12 +158,23 @@ async fn every_marketo_code_is_its_own_error() {
     m.code("smartCampaigns", "602", Some(1));
     assert_eq!(go().await.unwrap().value, Some(0.0));
     assert_eq!(m.state.lock().unwrap().tokens_issued, 6);
+    // A failing vendor is retried by the sdk's policy (four attempts), then named.
     m.fault(
         "smartCampaigns",
         Fault::status(502, "<html>bad gateway</html>"),
-        Some(1),
+        Some(4),
     );
-    assert!(go().await.unwrap_err().message.contains("502"));
+    let e = go().await.unwrap_err();
+    assert!(
+        e.message.contains("502") && e.message.contains("gave up after 4 attempts"),
+        "{e}"
+    );
+    m.fault("smartCampaigns", Fault::status(503, ""), Some(1));
+    assert_eq!(
+        go().await.unwrap().value,
+        Some(0.0),
+        "one 503 is retried away"
+    );
     m.fault("smartCampaigns", Fault::Malformed, Some(1));
     assert!(go().await.unwrap_err().message.contains("malformed json"));
     m.fault(

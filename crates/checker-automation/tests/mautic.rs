@@ -485,7 +485,7 @@ async fn every_failure_mode_is_its_own_error() {
     m.fault(
         "/api/campaigns",
         Fault::status(503, "<html>maintenance</html>"),
-        Some(1),
+        Some(4),
     );
     let e = go().await.unwrap_err();
     assert!(

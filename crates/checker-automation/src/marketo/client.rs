@@ -7,7 +7,8 @@
 //! (602 refetches the token once), 603 access denied (the API role lacks a permission), 606 rate
 //! limit (100 calls per 20 s), 607 daily quota exhausted (resets at midnight US Central time),
 //! 615 concurrency limit, 604/608/611/713 Marketo failing, 610/702 not found. Paging: Lead
-//! Database `nextPageToken`/`moreResult`, Asset API `offset`/`maxReturn`.
+//! Database `nextPageToken`/`moreResult`, Asset API `offset`/`maxReturn`. A code error is a
+//! `CallError` with status 200 and the code in `body`.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -116,24 +117,24 @@ pub fn code_error(what: &str, e: &MarketoError) -> CallError {
     CallError {
         status: Some(200),
         error,
-        body: String::new(),
-        code: Some(e.code.clone()),
+        body: e.code.clone(),
+        quota_exhausted: e.code == "607",
     }
 }
 
 /// Whether a failed call means "no such object".
 pub fn is_not_found(e: &CallError) -> bool {
-    e.status == Some(404) || matches!(e.code.as_deref(), Some("610") | Some("702"))
+    e.status == Some(404) || (e.status == Some(200) && matches!(e.body.as_str(), "610" | "702"))
 }
 
 /// Whether a failed call is the credentials or their permissions.
 pub fn is_auth(e: &CallError) -> bool {
-    e.is_auth() || matches!(e.code.as_deref(), Some("601") | Some("602") | Some("603"))
+    e.is_auth() || (e.status == Some(200) && matches!(e.body.as_str(), "601" | "602" | "603"))
 }
 
 /// Whether a failed call is the daily quota.
 pub fn is_quota(e: &CallError) -> bool {
-    e.code.as_deref() == Some("607")
+    e.quota_exhausted
 }
 
 /// A Marketo client for one probe run.

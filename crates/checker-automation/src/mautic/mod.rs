@@ -16,7 +16,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::evaluate::{self, EmailRef, Flow, FlowError, FormField, Scoring, Segment};
-use crate::http::{validate_base_url, vanished};
+use crate::http::{is_not_found, validate_base_url, vanished};
 use crate::kinds::{KindDoc, Omission, Validate, register_kind};
 use crate::measure::Measure;
 use crate::params::{
@@ -651,7 +651,7 @@ impl Probe for EmailAssetsProbe {
             let name = str_of(c, "name").unwrap_or_default().to_string();
             let detail = match m.get(&format!("/api/campaigns/{id}"), &[]).await {
                 Ok(r) => r.body,
-                Err(e) if e.is_not_found() => {
+                Err(e) if is_not_found(&e) => {
                     return Err(vanished(VENDOR, &format!("campaign {id} (`{name}`)")));
                 }
                 Err(e) => return Err(e.into()),
@@ -694,7 +694,7 @@ impl Probe for EmailAssetsProbe {
                                 None
                             }
                         }
-                        Err(e) if e.is_not_found() => Some("deleted".to_string()),
+                        Err(e) if is_not_found(&e) => Some("deleted".to_string()),
                         Err(e) => return Err(e.into()),
                     };
                     emails.insert(email_id.clone(), problem);
@@ -717,7 +717,7 @@ impl Probe for FormProbe {
         let m = Mautic::new(ctx, &p.base_url, p.auth)?;
         let reply = match m.get(&format!("/api/forms/{}", p.form_id), &[]).await {
             Ok(r) => r,
-            Err(e) if e.is_not_found() => {
+            Err(e) if is_not_found(&e) => {
                 return Err(ProbeError::permanent(format!(
                     "{VENDOR}: form {} does not exist (deleted, or the wrong id in `form_id`)",
                     p.form_id
