@@ -17,6 +17,7 @@
 pub mod canary;
 pub mod evaluate;
 pub mod http;
+pub mod hubspot;
 pub mod kinds;
 pub mod marketo;
 pub mod mautic;
@@ -36,13 +37,14 @@ pub const STAGE: &str = "automation";
 pub const NAME: &str = "funnelgate-checker-automation";
 
 /// Vendor prefixes of the kinds this crate defines.
-pub const VENDORS: [&str; 2] = ["mautic", "marketo"];
+pub const VENDORS: [&str; 3] = ["mautic", "marketo", "hubspot"];
 
 /// Reference facts for every kind this crate registers.
 pub fn kind_docs() -> Vec<KindDoc> {
     let mut all = Vec::new();
     all.extend(mautic::KINDS);
     all.extend(marketo::KINDS);
+    all.extend(hubspot::KINDS);
     all
 }
 
@@ -51,6 +53,7 @@ pub fn omissions() -> Vec<Omission> {
     let mut all = Vec::new();
     all.extend(mautic::OMISSIONS);
     all.extend(marketo::OMISSIONS);
+    all.extend(hubspot::OMISSIONS);
     all
 }
 
@@ -58,6 +61,7 @@ pub fn omissions() -> Vec<Omission> {
 pub fn register(registry: &mut ProbeRegistry) {
     mautic::register(registry);
     marketo::register(registry);
+    hubspot::register(registry);
 }
 
 /// The generic probe kinds plus this plugin's own.

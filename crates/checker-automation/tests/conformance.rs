@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 fn valid_params(kind: &str) -> Value {
     let base = if kind.starts_with("mautic.") {
         "https://mautic.example.com"
+    } else if kind.starts_with("hubspot.") {
+        "https://api.hubapi.com"
     } else {
         "https://123-ABC-456.mktorest.com"
     };
@@ -23,6 +25,9 @@ fn valid_params(kind: &str) -> Value {
         }
         "unsubscribe_roundtrip" => p["email"] = json!("unsubscribed@example.com"),
         "email_assets_valid" if kind.starts_with("marketo.") => p["email_ids"] = json!([1, 2]),
+        "form_mapping" if kind.starts_with("hubspot.") => {
+            p["form_id"] = json!("3b3c9e7a-2f9e-4d7a-9a51-1f0e0b3f6a11")
+        }
         "form_mapping" => p["form_id"] = json!(7),
         _ => {}
     }

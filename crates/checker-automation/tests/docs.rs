@@ -61,6 +61,9 @@ fn example_params(kind: &str) -> String {
         "email_assets_valid" if kind.starts_with("marketo.") => {
             parts.push("email_ids = [1042, 1043]".into())
         }
+        "form_mapping" if kind.starts_with("hubspot.") => {
+            parts.push("form_id = \"3b3c9e7a-2f9e-4d7a-9a51-1f0e0b3f6a11\"".into())
+        }
         "form_mapping" => parts.push("form_id = 7".into()),
         _ => {}
     }

@@ -2,6 +2,7 @@
 //! automation probes against them. Each test binary uses part of it.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod hubspot;
 pub mod marketo;
 pub mod mautic;
 
