@@ -6,6 +6,8 @@
 //!   Chromium over the DevTools protocol).
 //! - `wa.paid_channel_tracking` (W6): ad destination URLs keep their click IDs and UTM
 //!   parameters through every redirect.
+//! - `ga4.*` (W1–W4, W9, W10): the GA4 property, streams, key events, realtime canary,
+//!   data-quality flags, retention and currency over the Admin and Data APIs.
 //!
 //! Like every plugin it exposes [`STAGE`], [`NAME`], [`register`] and [`registry`] (see the
 //! `funnelgate-checker-sdk` crate docs). It depends on the SDK and core only, never on another
@@ -15,6 +17,7 @@ pub mod audit;
 pub mod browser;
 pub mod detect;
 pub mod fetch;
+pub mod ga4;
 pub mod paid;
 pub mod sitemap;
 pub mod tags;
@@ -31,6 +34,7 @@ pub const NAME: &str = "funnelgate-checker-analytics";
 /// Register the analytics probe kinds.
 pub fn register(registry: &mut ProbeRegistry) {
     registry.register(tags::factory()).register(paid::factory());
+    ga4::register(registry);
 }
 
 /// The generic probe kinds plus this plugin's own.

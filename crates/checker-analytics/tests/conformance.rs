@@ -25,6 +25,27 @@ fn valid_params() -> Vec<(&'static str, Value)> {
                    "respect_robots_txt": true, "settle_ms": 500, "chromium_path": "/usr/bin/chromium",
                    "expect": {"ga4": ["G-ABCDEF1234"]}}),
         ),
+        (
+            "ga4.property_and_stream",
+            json!({"property_id": "123456789", "admin_url": "http://127.0.0.1:9/", "data_url": "http://127.0.0.1:9/",
+                   "token_url": "http://127.0.0.1:9/token", "measurement_ids": ["G-ABCDEF1234"], "landing_domain": "www.example.com"}),
+        ),
+        (
+            "ga4.key_events_configured",
+            json!({"property_id": "properties/123456789", "required_events": ["generate_lead", "purchase"]}),
+        ),
+        (
+            "ga4.key_events_firing",
+            json!({"property_id": "123456789", "required_events": ["generate_lead"], "start_date": "28daysAgo", "end_date": "yesterday"}),
+        ),
+        (
+            "ga4.realtime_canary",
+            json!({"property_id": "123456789", "event_name": "funnelgate_canary", "minutes": 10}),
+        ),
+        (
+            "ga4.data_retention_and_currency",
+            json!({"property_id": "123456789", "expected_currency": "EUR", "expected_time_zone": "Europe/Paris"}),
+        ),
     ]
 }
 
@@ -102,6 +123,26 @@ fn bad_values_are_params_errors_naming_the_field() {
             json!({"urls": ["https://x.example/"], "max_page_bytes": 10}),
         ),
         ("wa.paid_channel_tracking", json!({"urls": []})),
+        (
+            "ga4.key_events_configured",
+            json!({"property_id": "abc", "required_events": ["x"]}),
+        ),
+        (
+            "ga4.key_events_configured",
+            json!({"property_id": "1", "required_events": []}),
+        ),
+        (
+            "ga4.property_and_stream",
+            json!({"property_id": "1", "measurement_ids": ["UA-1-1"]}),
+        ),
+        (
+            "ga4.realtime_canary",
+            json!({"property_id": "1", "event_name": " "}),
+        ),
+        (
+            "ga4.data_retention_and_currency",
+            json!({"property_id": "1", "admin_url": "ftp://x"}),
+        ),
         (
             "wa.paid_channel_tracking",
             json!({"urls": ["https://x.example/"], "keep_params": [" "]}),
