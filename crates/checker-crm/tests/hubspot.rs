@@ -616,6 +616,44 @@ async fn speed_to_lead_counts_untouched_leads_as_waiting() {
 }
 
 #[tokio::test]
+async fn speed_to_lead_ignores_workflow_touches_at_creation_and_honours_the_grace() {
+    let created = hours_ago(20.0);
+    let list = vec![
+        // A workflow task logged the first engagement at creation: not a human touch.
+        Obj::new(1, &created, &[("hs_sa_first_engagement_date", &created)]),
+        Obj::new(2, &created, &[("hs_sa_first_engagement_date", &created)]),
+        // A rep answered after 1h.
+        Obj::new(
+            3,
+            &hours_ago(5.0),
+            &[("hs_sa_first_engagement_date", &hours_ago(4.0))],
+        ),
+        // Created 2 minutes ago, untouched.
+        Obj::new(4, &hours_ago(2.0 / 60.0), &[]),
+    ];
+    let m = mock(HubState {
+        objects: objects(&[("contacts", list)]),
+        ..Default::default()
+    })
+    .await;
+    let r = hs("hubspot.speed_to_lead", &m, json!({})).await.unwrap();
+    // 20h, 20h (censored), 1h, 0.03h → median 10.5h, not the 0h the workflow touches suggest.
+    assert!((r.value.unwrap() - 10.5).abs() < 0.1, "{r:?}");
+    assert_eq!(
+        r.evidence
+            .get("automated_touches_ignored")
+            .map(String::as_str),
+        Some("2")
+    );
+    let r = hs("hubspot.speed_to_lead", &m, json!({ "grace_minutes": 10 }))
+        .await
+        .unwrap();
+    // The 2-minute-old lead is not judged yet: 20h, 20h, 1h → 20h.
+    assert_eq!(r.sample_size, Some(3), "{}", r.message);
+    assert!((r.value.unwrap() - 20.0).abs() < 0.1, "{r:?}");
+}
+
+#[tokio::test]
 async fn owner_assignment_ignores_contacts_inside_the_grace_period() {
     let mut list = contacts(18, |i| {
         Obj::new(i, &days_ago(2.0), &[("hubspot_owner_id", "77")])

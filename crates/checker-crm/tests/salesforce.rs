@@ -463,7 +463,7 @@ async fn speed_to_lead_pages_through_next_records_url() {
         lead(4, 40.0, None),
         lead(5, 50.0, Some(49.5)),
     ];
-    let mut state = SfState::default().on(&["SELECT Id, CreatedDate, (SELECT CreatedDate FROM Tasks ORDER BY CreatedDate ASC LIMIT 1) FROM Lead WHERE CreatedDate >= "], Answer::Records(leads));
+    let mut state = SfState::default().on(&["SELECT Id, CreatedDate, CreatedById, (SELECT CreatedDate, CreatedById, CreatedBy.UserType FROM Tasks ORDER BY CreatedDate ASC LIMIT 5) FROM Lead WHERE CreatedDate >= "], Answer::Records(leads));
     state.page_size = 2;
     let m = mock(state).await;
     let r = sf("salesforce.speed_to_lead", &m, json!({})).await.unwrap();
@@ -482,6 +482,90 @@ async fn speed_to_lead_pages_through_next_records_url() {
         .unwrap();
     assert_eq!(r.sample_size, Some(3));
     assert!(r.message.contains("record cap"), "{}", r.message);
+}
+
+fn task(h: f64, by: &str, user_type: &str) -> Value {
+    json!({ "attributes": { "type": "Task" }, "CreatedDate": hours_ago(h), "CreatedById": by,
+            "CreatedBy": { "attributes": { "type": "User" }, "UserType": user_type } })
+}
+
+fn lead_with_tasks(i: usize, created_h: f64, by: &str, tasks: Vec<Value>) -> Value {
+    let tasks = if tasks.is_empty() {
+        Value::Null
+    } else {
+        json!({ "totalSize": tasks.len(), "done": true, "records": tasks })
+    };
+    record(
+        "Lead",
+        &format!("00Q{i:012}"),
+        json!({ "CreatedDate": hours_ago(created_h), "CreatedById": by, "Tasks": tasks }),
+    )
+}
+
+#[tokio::test]
+async fn speed_to_lead_ignores_automated_touches_and_censors_untouched_leads() {
+    const INTEGRATION: &str = "005000000000009AAA";
+    const REP: &str = "005000000000001AAA";
+    let leads = vec![
+        // A task auto-created by the integration user at creation, then a rep's call 2h later.
+        lead_with_tasks(
+            1,
+            10.0,
+            INTEGRATION,
+            vec![
+                task(10.0, INTEGRATION, "Standard"),
+                task(8.0, REP, "Standard"),
+            ],
+        ),
+        // Only a flow's task (Automated Process user): untouched, 30h waiting.
+        lead_with_tasks(
+            2,
+            30.0,
+            INTEGRATION,
+            vec![task(29.9, "005000000000002AAA", "AutomatedProcess")],
+        ),
+        // Only the creator's task at creation: untouched, 40h waiting.
+        lead_with_tasks(
+            3,
+            40.0,
+            INTEGRATION,
+            vec![task(40.0, INTEGRATION, "Standard")],
+        ),
+        // Untouched, 50h.
+        lead_with_tasks(4, 50.0, INTEGRATION, vec![]),
+        // A rep's touch after 1h.
+        lead_with_tasks(5, 5.0, INTEGRATION, vec![task(4.0, REP, "Standard")]),
+    ];
+    let state = SfState::default().on(
+        &["(SELECT CreatedDate, CreatedById, CreatedBy.UserType FROM Tasks"],
+        Answer::Records(leads),
+    );
+    let m = mock(state).await;
+    let r = sf("salesforce.speed_to_lead", &m, json!({})).await.unwrap();
+    // 2h, 30h, 40h, 50h, 1h → median 30h: the automated touches do not make it fast.
+    assert!((r.value.unwrap() - 30.0).abs() < 0.1, "{r:?}");
+    assert_eq!(
+        r.evidence
+            .get("automated_touches_ignored")
+            .map(String::as_str),
+        Some("2"),
+        "{r:?}"
+    );
+    assert!(
+        r.message.contains("automated or system touches"),
+        "{}",
+        r.message
+    );
+    // Counting every task (automation_touch_seconds = 0) still drops the Automated Process one.
+    let r = sf(
+        "salesforce.speed_to_lead",
+        &m,
+        json!({ "automation_touch_seconds": 0 }),
+    )
+    .await
+    .unwrap();
+    // 0h, 30h, 0h, 50h, 1h → median 1h.
+    assert!((r.value.unwrap() - 1.0).abs() < 0.1, "{r:?}");
 }
 
 #[tokio::test]

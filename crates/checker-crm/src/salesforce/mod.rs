@@ -225,6 +225,20 @@ salesforce_params! {
         /// Most records read (newest first).
         #[serde(default = "defaults::max_records_2000")]
         max_records: u64,
+        /// Untouched records younger than this many minutes are not judged yet (0: every
+        /// untouched record counts at its current age).
+        #[serde(default)]
+        grace_minutes: u32,
+        /// With the default Task-based first touch: a Task created by the record's own creator
+        /// within this many seconds of the record's creation (a task auto-created by a flow,
+        /// assignment rule or integration user at lead creation) is not a human first touch.
+        /// 0 counts every such task.
+        #[serde(default = "defaults::automation_touch_seconds")]
+        automation_touch_seconds: u32,
+        /// Users whose Tasks never count as a human first touch (integration or automation
+        /// users, by 15- or 18-character id). Tasks by the Automated Process user never count.
+        #[serde(default)]
+        automation_user_ids: Vec<String>,
     }
 }
 
@@ -422,6 +436,14 @@ fn source_condition(field: &str, unknown: &[String], known: bool) -> String {
 }
 
 /// A string field of a query record.
+/// Tasks read per record to find the first human one.
+const TOUCH_TASKS: u32 = 5;
+
+/// Salesforce ids compare on their first 15 characters (the 18-character form adds a checksum).
+fn same_id(a: &str, b: &str) -> bool {
+    !a.is_empty() && !b.is_empty() && a.get(..15).unwrap_or(a) == b.get(..15).unwrap_or(b)
+}
+
 fn field_str<'a>(rec: &'a Value, name: &str) -> Option<&'a str> {
     let mut cur = rec;
     for part in name.split('.') {
@@ -708,14 +730,17 @@ impl Probe for SpeedProbe {
         let t0 = now.minus_days(p.window_days).rfc3339();
         let touch = match &p.first_touch_field {
             Some(f) => f.clone(),
-            None => "(SELECT CreatedDate FROM Tasks ORDER BY CreatedDate ASC LIMIT 1)".to_string(),
+            None => format!(
+                "(SELECT CreatedDate, CreatedById, CreatedBy.UserType FROM Tasks ORDER BY CreatedDate ASC LIMIT {TOUCH_TASKS})"
+            ),
         };
         let soql = format!(
-            "SELECT Id, CreatedDate, {touch} FROM {} WHERE CreatedDate >= {t0} ORDER BY CreatedDate DESC",
+            "SELECT Id, CreatedDate, CreatedById, {touch} FROM {} WHERE CreatedDate >= {t0} ORDER BY CreatedDate DESC",
             p.object
         );
         let (records, truncated) = sf.query(&soql, p.max_records).await?;
         let mut samples = Vec::with_capacity(records.len());
+        let mut automated = 0u64;
         for r in &records {
             let created = field_str(r, "CreatedDate")
                 .and_then(Utc::parse)
@@ -726,10 +751,37 @@ impl Probe for SpeedProbe {
                 })?;
             let touched = match &p.first_touch_field {
                 Some(f) => field_str(r, f).and_then(Utc::parse),
-                None => r["Tasks"]["records"]
-                    .get(0)
-                    .and_then(|t| field_str(t, "CreatedDate"))
-                    .and_then(Utc::parse),
+                None => {
+                    let creator = field_str(r, "CreatedById").unwrap_or_default();
+                    let tasks = r["Tasks"]["records"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    let mut skipped = false;
+                    let human = tasks.iter().find_map(|t| {
+                        let at = field_str(t, "CreatedDate").and_then(Utc::parse)?;
+                        let by = field_str(t, "CreatedById").unwrap_or_default();
+                        let system = t["CreatedBy"]["UserType"].as_str()
+                            == Some("AutomatedProcess")
+                            || p.automation_user_ids.iter().any(|u| same_id(u, by))
+                            || (same_id(creator, by)
+                                && evaluate::automated_at_creation(
+                                    created,
+                                    at,
+                                    p.automation_touch_seconds,
+                                ));
+                        if system {
+                            skipped = true;
+                            None
+                        } else {
+                            Some(at)
+                        }
+                    });
+                    if human.is_none() && skipped {
+                        automated += 1;
+                    }
+                    human
+                }
             };
             samples.push((created, touched));
         }
@@ -739,6 +791,8 @@ impl Probe for SpeedProbe {
             now,
             &samples,
             truncated,
+            p.grace_minutes,
+            automated,
         ))
     }
 }
