@@ -87,6 +87,9 @@ pub struct Budget {
 /// C1: the credentials worked; judge the remaining budget if the vendor reported one.
 pub fn auth_and_quota(vendor: &str, budget: Option<Budget>) -> Measurement {
     match budget {
+        Some(b) if b.max > 0 && b.remaining == 0 => {
+            quota_exhausted(vendor, &format!("0 of {} {} calls left", b.max, b.label))
+        }
         Some(b) if b.max > 0 => {
             let p = percent(b.remaining.min(b.max), b.max);
             Measurement::value(
@@ -108,6 +111,21 @@ pub fn auth_and_quota(vendor: &str, budget: Option<Budget>) -> Measurement {
             format!("{vendor} credentials work; {vendor} did not report an API budget to judge"),
         ),
     }
+}
+
+/// C1 when the vendor says the account's API budget is spent (Salesforce 403
+/// `REQUEST_LIMIT_EXCEEDED`, HubSpot's daily 429, Pipedrive's daily budget at 0, or a reported
+/// remaining budget of 0): FAIL with value 0, whatever the thresholds — a spent budget stops
+/// every integration that feeds the funnel. Every other kind reports the same condition as an
+/// ERROR naming it (it cannot measure), never retried. One answer for every vendor.
+pub fn quota_exhausted(vendor: &str, error: &str) -> Measurement {
+    let mut m = Measurement::value(
+        0.0,
+        Measure::AuthAndQuota.unit(),
+        format!("{vendor} credentials work but the account's API budget is spent: {error}"),
+    );
+    m.verdict = Some(ProbeStatus::Fail);
+    m.with_evidence("quota_exhausted", "true")
 }
 
 /// C1: credentials were rejected (401/403): a FAIL, not an ERROR — that is what C1 measures.

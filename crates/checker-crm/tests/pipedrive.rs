@@ -567,6 +567,28 @@ async fn the_v1_lists_that_v2_replaced_are_never_called() {
     }
 }
 
+#[tokio::test]
+async fn a_spent_daily_budget_fails_c1_and_errors_elsewhere() {
+    let m = mock(state(vec![("/api/v2/persons", vec![])])).await;
+    let spent = Fault::Status {
+        code: 429,
+        body: json!({ "success": false, "error": "Request over limit", "errorCode": 429 })
+            .to_string(),
+        headers: vec![("x-daily-requests-left".into(), "0".into())],
+    };
+    m.fault("/", spent, None);
+    let r = pd("pipedrive.auth_and_quota", &m, json!({})).await.unwrap();
+    assert_eq!(
+        (r.value, r.verdict),
+        (Some(0.0), Some(ProbeStatus::Fail)),
+        "{}",
+        r.message
+    );
+    let e = pd("pipedrive.duplicates", &m, json!({})).await.unwrap_err();
+    assert_eq!(e.kind, ProbeErrorKind::Permanent, "{e}");
+    assert!(e.message.contains("budget is exhausted"), "{e}");
+}
+
 #[test]
 fn omitted_measures_are_rejected_by_name() {
     let reg = funnelgate_checker_crm::registry();

@@ -111,7 +111,13 @@ async fn auth_and_quota_with_the_budget_spent_is_zero_percent() {
     let r = sf("salesforce.auth_and_quota", &m, json!({}))
         .await
         .unwrap();
-    assert_eq!((r.value, r.verdict), (Some(0.0), None), "{}", r.message);
+    // The one verdict for a spent budget, on every vendor: C1 FAILs with value 0.
+    assert_eq!(
+        (r.value, r.verdict),
+        (Some(0.0), Some(ProbeStatus::Fail)),
+        "{}",
+        r.message
+    );
     assert!(r.message.contains("budget is spent"), "{}", r.message);
 }
 
@@ -304,7 +310,7 @@ fn stage(label: &str, order: i64, prob: f64, closed: bool, won: bool) -> Value {
     record(
         "OpportunityStage",
         &format!("01J{order}"),
-        json!({ "MasterLabel": label, "SortOrder": order, "DefaultProbability": prob, "IsClosed": closed, "IsWon": won }),
+        json!({ "ApiName": label, "MasterLabel": label, "SortOrder": order, "DefaultProbability": prob, "IsClosed": closed, "IsWon": won }),
     )
 }
 
@@ -316,23 +322,31 @@ async fn pipeline_shape_from_opportunity_stages() {
         stage("Closed Won", 3, 100.0, true, true),
         stage("Closed Lost", 4, 0.0, true, false),
     ];
-    let m = mock(SfState::default().on(
-        &["FROM OpportunityStage WHERE IsActive = true"],
-        Answer::Records(stages),
-    ))
+    let m = mock(
+        SfState::default()
+            .on(
+                &["FROM OpportunityStage WHERE IsActive = true"],
+                Answer::Records(stages.clone()),
+            )
+            .on(&["FROM RecordType"], Answer::Records(vec![])),
+    )
     .await;
     let r = sf("salesforce.pipeline_shape", &m, json!({}))
         .await
         .unwrap();
     assert_eq!((r.value, r.verdict), (Some(0.0), None), "{}", r.message);
     assert!(m.soql()[0].starts_with(
-        "SELECT MasterLabel, IsClosed, IsWon, DefaultProbability, SortOrder FROM OpportunityStage"
+        "SELECT ApiName, MasterLabel, IsClosed, IsWon, DefaultProbability, SortOrder FROM OpportunityStage"
     ));
 
-    let m = mock(SfState::default().on(
-        &["FROM OpportunityStage"],
-        Answer::Records(vec![stage("Prospecting", 1, 10.0, false, false)]),
-    ))
+    let m = mock(
+        SfState::default()
+            .on(
+                &["FROM OpportunityStage"],
+                Answer::Records(vec![stage("Prospecting", 1, 10.0, false, false)]),
+            )
+            .on(&["FROM RecordType"], Answer::Records(vec![])),
+    )
     .await;
     let r = sf("salesforce.pipeline_shape", &m, json!({}))
         .await
@@ -343,6 +357,67 @@ async fn pipeline_shape_from_opportunity_stages() {
         .await
         .unwrap_err();
     assert!(e.message.contains("no active opportunity stages"), "{e}");
+}
+
+#[tokio::test]
+async fn pipeline_shape_is_checked_per_sales_process() {
+    let stages = vec![
+        stage("Prospecting", 1, 10.0, false, false),
+        stage("Proposal", 2, 60.0, false, false),
+        stage("Renewal Quote", 3, 50.0, false, false),
+        stage("Closed Won", 4, 100.0, true, true),
+        stage("Closed Lost", 5, 0.0, true, false),
+    ];
+    let types = vec![
+        record(
+            "RecordType",
+            "012000000000001AAA",
+            json!({ "Id": "012000000000001AAA", "Name": "New Business", "DeveloperName": "New_Business" }),
+        ),
+        record(
+            "RecordType",
+            "012000000000002AAA",
+            json!({ "Id": "012000000000002AAA", "Name": "Renewals", "DeveloperName": "Renewals" }),
+        ),
+    ];
+    let mut state = SfState::default()
+        .on(
+            &["FROM OpportunityStage WHERE IsActive = true"],
+            Answer::Records(stages),
+        )
+        .on(
+            &["FROM RecordType WHERE SobjectType = 'Opportunity'"],
+            Answer::Records(types),
+        );
+    // New Business is complete; the Renewals process has no won stage: it cannot record revenue.
+    state.stage_values.insert(
+        "012000000000001AAA".into(),
+        ["Prospecting", "Proposal", "Closed Won", "Closed Lost"]
+            .map(String::from)
+            .to_vec(),
+    );
+    state.stage_values.insert(
+        "012000000000002AAA".into(),
+        ["Renewal Quote", "Closed Lost"].map(String::from).to_vec(),
+    );
+    let m = mock(state).await;
+    let r = sf("salesforce.pipeline_shape", &m, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.value, Some(1.0), "{}", r.message);
+    assert!(r.message.contains("Renewals"), "{}", r.message);
+    assert!(m.log().iter().any(|r| r.path.ends_with(
+        "/ui-api/object-info/Opportunity/picklist-values/012000000000002AAA/StageName"
+    )));
+    // Only the New Business process: nothing wrong.
+    let r = sf(
+        "salesforce.pipeline_shape",
+        &m,
+        json!({ "record_types": ["New Business"] }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.value, Some(0.0), "{}", r.message);
 }
 
 #[tokio::test]
@@ -694,6 +769,8 @@ async fn every_failure_mode_is_a_specific_error() {
         e.message.contains("403") && e.message.contains("daily API request limit is spent"),
         "{e}"
     );
+    // Every other kind: an ERROR that is not retried.
+    assert_eq!(e.kind, ProbeErrorKind::Permanent, "{e}");
     let e = count_error(sf_error(
         403,
         "INSUFFICIENT_ACCESS",

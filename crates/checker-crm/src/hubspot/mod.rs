@@ -560,6 +560,9 @@ impl Probe for AuthProbe {
                 }
                 Ok(m)
             }
+            Err(e) if e.quota_exhausted => {
+                Ok(evaluate::quota_exhausted("hubspot", &e.error.message))
+            }
             Err(e) if e.is_auth() => Ok(evaluate::auth_failed(&e.error.message)),
             Err(e) => Err(e.into()),
         }

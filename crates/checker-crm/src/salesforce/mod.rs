@@ -143,7 +143,12 @@ salesforce_params! {
 
 salesforce_params! {
     /// Params of `salesforce.pipeline_shape`.
-    PipelineParams {}
+    PipelineParams {
+        /// Opportunity record types (sales processes) to check, by name, developer name or id.
+        /// Empty: every active one (or the master stage list when the org has none).
+        #[serde(default)]
+        record_types: Vec<String>,
+    }
 }
 
 salesforce_params! {
@@ -340,7 +345,10 @@ impl Validate for RequiredParams {
 }
 impl Validate for PipelineParams {
     fn validate(&self) -> Result<(), ProbeError> {
-        self.validate_conn()
+        self.validate_conn()?;
+        self.record_types
+            .iter()
+            .try_for_each(|r| crate::params::check_value("record_types", r))
     }
 }
 impl Validate for CoverageParams {
@@ -499,15 +507,10 @@ impl Probe for AuthProbe {
                 }
                 Ok(m.with_evidence("api_version", self.0.api_version.clone()))
             }
+            Err(e) if e.quota_exhausted => {
+                Ok(evaluate::quota_exhausted("salesforce", &e.error.message))
+            }
             Err(e) if e.is_auth() => Ok(evaluate::auth_failed(&e.error.message)),
-            Err(e) if e.error.message.contains("REQUEST_LIMIT_EXCEEDED") => Ok(Measurement::value(
-                0.0,
-                Measure::AuthAndQuota.unit(),
-                format!(
-                    "salesforce credentials work but the daily API budget is spent: {}",
-                    e.error.message
-                ),
-            )),
             Err(e) => Err(e.into()),
         }
     }
@@ -551,33 +554,73 @@ impl Probe for RequiredProbe {
 impl Probe for PipelineProbe {
     async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
         let sf = Salesforce::new(ctx, &self.0.conn())?;
-        let soql = "SELECT MasterLabel, IsClosed, IsWon, DefaultProbability, SortOrder FROM OpportunityStage WHERE IsActive = true ORDER BY SortOrder";
+        let soql = "SELECT ApiName, MasterLabel, IsClosed, IsWon, DefaultProbability, SortOrder FROM OpportunityStage WHERE IsActive = true ORDER BY SortOrder";
         let (records, _) = sf.query(soql, 1000).await?;
         if records.is_empty() {
             return Err(ProbeError::permanent(
                 "salesforce: the org has no active opportunity stages (empty org or no access to OpportunityStage)",
             ));
         }
-        let stages = records
-            .iter()
-            .map(|r| {
-                let closed = r["IsClosed"].as_bool().unwrap_or(false);
-                StageInfo {
-                    label: field_str(r, "MasterLabel").unwrap_or("").to_string(),
-                    order: r["SortOrder"].as_f64().unwrap_or(0.0),
-                    probability: r["DefaultProbability"].as_f64().map(|p| p / 100.0),
-                    is_closed: closed,
-                    is_won: closed && r["IsWon"].as_bool().unwrap_or(false),
-                }
-            })
-            .collect();
-        let pipeline = PipelineInfo {
-            label: "Opportunity stages".into(),
-            stages,
+        let stage_of = |r: &Value| {
+            let closed = r["IsClosed"].as_bool().unwrap_or(false);
+            StageInfo {
+                label: field_str(r, "MasterLabel").unwrap_or("").to_string(),
+                order: r["SortOrder"].as_f64().unwrap_or(0.0),
+                probability: r["DefaultProbability"].as_f64().map(|p| p / 100.0),
+                is_closed: closed,
+                is_won: closed && r["IsWon"].as_bool().unwrap_or(false),
+            }
         };
+        // Salesforce models pipelines as sales processes, one per Opportunity record type: check
+        // each record type's own stages. Without record types there is one (master) pipeline.
+        let (types, _) = sf
+            .query(
+                "SELECT Id, Name, DeveloperName FROM RecordType WHERE SobjectType = 'Opportunity' AND IsActive = true ORDER BY Name",
+                200,
+            )
+            .await?;
+        let wanted = &self.0.record_types;
+        let mut pipelines = Vec::new();
+        for t in &types {
+            let id = field_str(t, "Id").unwrap_or_default();
+            let name = field_str(t, "Name").unwrap_or(id).to_string();
+            let dev = field_str(t, "DeveloperName").unwrap_or_default();
+            if !wanted.is_empty()
+                && !wanted.iter().any(|w| {
+                    w.eq_ignore_ascii_case(&name) || w.eq_ignore_ascii_case(dev) || same_id(w, id)
+                })
+            {
+                continue;
+            }
+            let values = sf.stage_values(id).await?;
+            let stages = records
+                .iter()
+                .filter(|r| {
+                    let api = field_str(r, "ApiName").or_else(|| field_str(r, "MasterLabel"));
+                    api.is_some_and(|a| values.iter().any(|v| v == a))
+                })
+                .map(stage_of)
+                .collect();
+            pipelines.push(PipelineInfo {
+                label: format!("{name} (record type)"),
+                stages,
+            });
+        }
+        if pipelines.is_empty() {
+            if !wanted.is_empty() {
+                return Err(ProbeError::permanent(format!(
+                    "salesforce: opportunity record types {} not found among the active ones",
+                    wanted.join(", ")
+                )));
+            }
+            pipelines.push(PipelineInfo {
+                label: "Opportunity stages".into(),
+                stages: records.iter().map(stage_of).collect(),
+            });
+        }
         Ok(evaluate::pipeline_shape(
             "salesforce",
-            &[pipeline],
+            &pipelines,
             WonModel::Stages,
         ))
     }
@@ -944,8 +987,8 @@ pub const KINDS: [KindDoc; 10] = [
         api: "Salesforce REST API `v60.0` by default (param `api_version`)",
         measure: Measure::PipelineShape,
         permissions: PERMS,
-        calls: "SOQL `SELECT MasterLabel, IsClosed, IsWon, DefaultProbability, SortOrder FROM OpportunityStage WHERE IsActive = true`",
-        notes: "Salesforce keeps one list of opportunity stages (sales processes pick subsets of it): it is checked as one pipeline. `DefaultProbability` is in percent.",
+        calls: "SOQL `SELECT ApiName, MasterLabel, IsClosed, IsWon, DefaultProbability, SortOrder FROM OpportunityStage WHERE IsActive = true`; SOQL `SELECT Id, Name, DeveloperName FROM RecordType WHERE SobjectType = 'Opportunity' AND IsActive = true`; then per record type `GET ui-api/object-info/Opportunity/picklist-values/{recordTypeId}/StageName` (the stages its sales process offers)",
+        notes: "Salesforce models pipelines as sales processes, one per Opportunity record type, each a subset of the org's stage list: every record type's stages are checked as their own pipeline (a process without a won stage cannot record revenue). An org without Opportunity record types has one pipeline, the master stage list. `DefaultProbability` is in percent.",
     },
     KindDoc {
         kind: "salesforce.source_attribution_coverage",
