@@ -699,6 +699,7 @@ pub fn judge(
         sample_size: m.sample_size,
         window: m.window,
         evidence: m.evidence,
+        steps: m.steps,
     }
 }
 

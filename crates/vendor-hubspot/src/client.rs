@@ -411,6 +411,48 @@ impl HubSpot {
             .await
     }
 
+    /// `DELETE path` (HubSpot answers 204 No Content): the reply body is not read. Used by the
+    /// canary lead's cleanup.
+    pub async fn delete(&self, path: &str, scope: &str) -> Result<(), CallError> {
+        self.check_reserve(&format!("DELETE {path}"))?;
+        let what = format!("DELETE {path}");
+        let auth = bearer(&self.token)?;
+        self.pacer.wait().await;
+        let resp = self
+            .http
+            .delete(join(&self.base, path))
+            .header(AUTHORIZATION, auth)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| funnelgate_checker_sdk::vendor_http::transport_error(VENDOR, &what, &e))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        if (200..300).contains(&status) {
+            self.record_headers(&headers);
+            return Ok(());
+        }
+        let body = resp.text().await.unwrap_or_default();
+        let body: String = body.chars().take(8192).collect();
+        Err(CallError {
+            status: Some(status),
+            error: {
+                let mut e = funnelgate_checker_sdk::vendor_http::status_error(
+                    VENDOR, &what, status, &headers, &body,
+                );
+                if status == 403 {
+                    e.message
+                        .push_str(&format!("; this call needs scope `{scope}`"));
+                }
+                e
+            },
+            quota_exhausted: funnelgate_checker_sdk::vendor_http::quota_exhausted(
+                status, &headers, &body,
+            ),
+            body,
+        })
+    }
+
     /// Cheapest authenticated call (C1): one contact, keeping the reply headers.
     pub async fn ping(&self) -> Result<HeaderMap, CallError> {
         // Not held back by the reserve: judging the budget is this call's purpose.

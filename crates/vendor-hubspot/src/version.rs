@@ -125,6 +125,31 @@ impl Paths {
         format!("/account-info/{}/api-usage/daily/private-apps", self.v)
     }
 
+    /// `GET` the automation flows (workflows), paged (`/automation/v4/flows` in the numeric API).
+    pub fn flows(&self) -> String {
+        format!("/automation/flows/{}", self.v)
+    }
+
+    /// `GET` one flow with its actions.
+    pub fn flow(&self, id: &str) -> String {
+        format!("/automation/flows/{}/{id}", self.v)
+    }
+
+    /// `GET` one marketing form (`/marketing/v3/forms/{id}` in the numeric API).
+    pub fn form(&self, id: &str) -> String {
+        format!("/marketing/forms/{}/{id}", self.v)
+    }
+
+    /// `GET` one marketing email (`/marketing/v3/emails/{id}` in the numeric API).
+    pub fn marketing_email(&self, id: &str) -> String {
+        format!("/marketing/emails/{}/{id}", self.v)
+    }
+
+    /// `DELETE` (archive) one object.
+    pub fn object(&self, object: &str, id: &str) -> String {
+        format!("/crm/objects/{}/{object}/{id}", self.v)
+    }
+
     /// A legacy numeric-version path, for an API HubSpot has not yet moved to date-based
     /// versions (say which in the caller's docs). Kept in one place so the remaining legacy
     /// calls are easy to find.
