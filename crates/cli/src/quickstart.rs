@@ -124,7 +124,7 @@ async fn init(dir: &Path, force: bool, grpc_listen: &str, http_listen: &str) -> 
         outln!("wrote {}", path.display());
     }
     let site = crate::quickstart_site::write(&dir)?;
-    println!(
+    outln!(
         "wrote {} (landing pages for the analytics stage)",
         site.display()
     );
