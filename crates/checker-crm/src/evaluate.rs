@@ -87,6 +87,9 @@ pub struct Budget {
 /// C1: the credentials worked; judge the remaining budget if the vendor reported one.
 pub fn auth_and_quota(vendor: &str, budget: Option<Budget>) -> Measurement {
     match budget {
+        Some(b) if b.max > 0 && b.remaining == 0 => {
+            quota_exhausted(vendor, &format!("0 of {} {} calls left", b.max, b.label))
+        }
         Some(b) if b.max > 0 => {
             let p = percent(b.remaining.min(b.max), b.max);
             Measurement::value(
@@ -108,6 +111,21 @@ pub fn auth_and_quota(vendor: &str, budget: Option<Budget>) -> Measurement {
             format!("{vendor} credentials work; {vendor} did not report an API budget to judge"),
         ),
     }
+}
+
+/// C1 when the vendor says the account's API budget is spent (Salesforce 403
+/// `REQUEST_LIMIT_EXCEEDED`, HubSpot's daily 429, Pipedrive's daily budget at 0, or a reported
+/// remaining budget of 0): FAIL with value 0, whatever the thresholds — a spent budget stops
+/// every integration that feeds the funnel. Every other kind reports the same condition as an
+/// ERROR naming it (it cannot measure), never retried. One answer for every vendor.
+pub fn quota_exhausted(vendor: &str, error: &str) -> Measurement {
+    let mut m = Measurement::value(
+        0.0,
+        Measure::AuthAndQuota.unit(),
+        format!("{vendor} credentials work but the account's API budget is spent: {error}"),
+    );
+    m.verdict = Some(ProbeStatus::Fail);
+    m.with_evidence("quota_exhausted", "true")
 }
 
 /// C1: credentials were rejected (401/403): a FAIL, not an ERROR — that is what C1 measures.
@@ -572,56 +590,91 @@ pub fn lead_conversion(
 // ---------------------------------------------------------------------------------------------
 // C7
 
-/// C7: median hours from creation to first activity. Leads not yet touched count with the time
-/// they have waited so far (a lower bound), so silence is never hidden.
+/// Whether a touch at `touched` on a lead created at `created` is one made at creation by
+/// automation or the system user (within `seconds` of it); `seconds = 0` never says so.
+pub fn automated_at_creation(created: Utc, touched: Utc, seconds: u32) -> bool {
+    seconds > 0 && (touched.0 - created.0).abs() <= i64::from(seconds) * 1000
+}
+
+/// C7: median hours from creation to the first human touch. A lead nobody has touched yet is
+/// right-censored: it counts at its current age (it is at least that slow), never as fast, so
+/// silence is never hidden; untouched leads younger than `grace_minutes` are not judged yet.
+/// The adapters drop touches made by automation or by the system user at lead creation before
+/// calling this (`automated` says for how many leads they did).
 pub fn speed_to_lead(
     vendor: &str,
     window_days: u32,
     now: Utc,
     samples: &[(Utc, Option<Utc>)],
     truncated: bool,
+    grace_minutes: u32,
+    automated: u64,
 ) -> Measurement {
     let window = days(window_days);
-    if samples.is_empty() {
-        return Measurement::verdict(
-            ProbeStatus::NoData,
-            format!(
-                "no leads were created in {vendor} in {}: nothing to judge",
-                window_phrase(window_days)
-            ),
-        )
-        .with_sample(0)
-        .with_window(window);
-    }
+    let grace_hours = f64::from(grace_minutes) / 60.0;
+    let mut in_grace = 0u64;
     let mut untouched = 0u64;
     let hours: Vec<f64> = samples
         .iter()
-        .map(|(created, touched)| match touched {
-            Some(t) => t.hours_since(*created).max(0.0),
+        .filter_map(|(created, touched)| match touched {
+            Some(t) => Some(t.hours_since(*created).max(0.0)),
             None => {
-                untouched += 1;
-                now.hours_since(*created).max(0.0)
+                let age = now.hours_since(*created).max(0.0);
+                if grace_minutes > 0 && age < grace_hours {
+                    in_grace += 1;
+                    None
+                } else {
+                    untouched += 1;
+                    Some(age)
+                }
             }
         })
         .collect();
+    if hours.is_empty() {
+        let mut message = format!(
+            "no leads were created in {vendor} in {}: nothing to judge",
+            window_phrase(window_days)
+        );
+        if in_grace > 0 {
+            message = format!(
+                "the {in_grace} leads created in {vendor} in {} are younger than the {grace_minutes}-minute grace and untouched: nothing to judge yet",
+                window_phrase(window_days)
+            );
+        }
+        return Measurement::verdict(ProbeStatus::NoData, message)
+            .with_sample(0)
+            .with_window(window);
+    }
+    let judged = hours.len();
     let med = median(hours).unwrap_or(0.0);
     let mut message = format!(
-        "median time from lead creation to first activity is {} over the {} leads created in {}",
+        "median time from lead creation to first human touch is {} over the {judged} leads created in {}",
         fmt_hours(med),
-        samples.len(),
         window_phrase(window_days)
     );
     if untouched > 0 {
         message.push_str(&format!(
-            " ({untouched} not yet contacted, counted as waiting so far)"
+            " ({untouched} not yet contacted, counted at their current age as at least that slow)"
+        ));
+    }
+    if automated > 0 {
+        message.push_str(&format!(
+            " ({automated} with only automated or system touches at creation, which do not count as a first touch)"
+        ));
+    }
+    if in_grace > 0 {
+        message.push_str(&format!(
+            " ({in_grace} younger than the {grace_minutes}-minute grace not judged yet)"
         ));
     }
     if truncated {
         message.push_str(" (newest leads only: the record cap was reached)");
     }
     Measurement::value(med, Measure::SpeedToLead.unit(), message)
-        .with_sample(samples.len() as u64)
+        .with_sample(judged as u64)
         .with_window(window)
+        .with_evidence("automated_touches_ignored", automated.to_string())
+        .with_evidence("in_grace", in_grace.to_string())
         .with_evidence("untouched", untouched.to_string())
         .with_evidence("truncated", truncated.to_string())
 }
@@ -1073,13 +1126,35 @@ mod tests {
         let now = Utc(100 * 3_600_000);
         let h = |x: i64| Utc(x * 3_600_000);
         let samples = vec![(h(90), Some(h(91))), (h(90), Some(h(92))), (h(0), None)];
-        let m = speed_to_lead("hubspot", 30, now, &samples, false);
+        let m = speed_to_lead("hubspot", 30, now, &samples, false, 0, 0);
         assert_eq!(m.value, Some(2.0));
         assert!(m.message.contains("1 not yet contacted"), "{}", m.message);
         assert_eq!(
-            speed_to_lead("hubspot", 30, now, &[], false).verdict,
+            speed_to_lead("hubspot", 30, now, &[], false, 0, 0).verdict,
             Some(ProbeStatus::NoData)
         );
+        // Untouched leads are right-censored at their age: two fast touches and three leads
+        // waiting 50h give a slow median, never a fast one.
+        let samples = vec![
+            (h(99), Some(h(99))),
+            (h(98), Some(h(98))),
+            (h(50), None),
+            (h(50), None),
+            (h(50), None),
+        ];
+        assert_eq!(
+            speed_to_lead("hubspot", 30, now, &samples, false, 0, 0).value,
+            Some(50.0)
+        );
+        // Grace: an untouched lead younger than the grace is not judged yet; an old one is.
+        let fresh = Utc(now.0 - 5 * 60_000);
+        let samples = vec![(h(90), Some(h(91))), (fresh, None)];
+        let m = speed_to_lead("hubspot", 30, now, &samples, false, 15, 0);
+        assert_eq!((m.value, m.sample_size), (Some(1.0), Some(1)));
+        let m = speed_to_lead("hubspot", 30, now, &[(fresh, None)], false, 15, 0);
+        assert_eq!(m.verdict, Some(ProbeStatus::NoData), "{}", m.message);
+        let m = speed_to_lead("hubspot", 30, now, &[(fresh, None)], false, 0, 0);
+        assert_eq!(m.sample_size, Some(1));
     }
 
     #[test]

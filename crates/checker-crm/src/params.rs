@@ -87,6 +87,10 @@ pub mod defaults {
     pub fn window_7() -> u32 {
         7
     }
+    /// C7: a touch this close to a lead's creation was made by automation at creation.
+    pub fn automation_touch_seconds() -> u32 {
+        60
+    }
     /// C8 grace period before an unassigned lead counts.
     pub fn grace_minutes() -> u32 {
         60

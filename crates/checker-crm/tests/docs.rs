@@ -410,19 +410,37 @@ fn readme(docs: &[KindDoc]) -> String {
 
     out.push_str(
         "## Budgets and rate limits\n\n\
-         - **HubSpot**: every reply's `X-HubSpot-RateLimit-Daily` / `-Daily-Remaining` is read; once less than \
-         `daily_reserve_percent` (default 10%) of the day's budget is left the probe stops with ERROR \"daily \
-         budget nearly exhausted\", so a check never starves the team's own syncs. Searches are paced \
+         - **HubSpot** (date-based API, `api_version`, default `2026-09`): every reply's \
+         `X-HubSpot-RateLimit-Daily` / `-Daily-Remaining` is read (private apps and service keys); OAuth apps get \
+         no daily headers, so with `credential = \"oauth\"` the day's usage is read once per run from \
+         `GET /account-info/{version}/api-usage/daily/private-apps`. Once less than `daily_reserve_percent` \
+         (default 10%) of the day's budget is left the probe stops with ERROR \"daily budget nearly exhausted\", \
+         so a check never starves the team's own syncs. Every call is paced to half the account's burst limit \
+         (`burst_per_10s`, default 100 per 10 s, the Free/Starter limit) and follows \
+         `X-HubSpot-RateLimit-Remaining` / `-Interval-Milliseconds`; searches are also paced \
          (`search_interval_ms`, default 200 ms: HubSpot allows about five per second) and paged 200 at a time; \
          a search query stops at 10,000 results, so counts use search `total`s (`limit=1`) and record scans cap \
          at `max_records` ≤ 10,000, saying so in the message when the cap is reached.\n\
          - **Salesforce**: `Sforce-Limit-Info: api-usage=used/max` is read on every reply with the same \
-         reserve; 403 `REQUEST_LIMIT_EXCEEDED` is reported as the org's daily budget being spent. Queries page \
-         through `nextRecordsUrl` up to `max_records`; aggregate queries return at most 2,000 groups.\n\
-         - **Pipedrive**: lists page through `additional_data.pagination` (500 per call) newest first and stop \
-         at the window's start or `max_records`.\n\
-         - **All vendors**: a 429 whose `Retry-After` is at most 2 s is waited out once inside the run; a longer \
-         one ends the run with a transient ERROR carrying `retry_after` for the runner.\n\n",
+         reserve. Queries page through `nextRecordsUrl` up to `max_records`; aggregate queries return at most \
+         2,000 groups.\n\
+         - **Pipedrive** (API v2; v1 only for `users/me`, the field lists and the Leads Inbox): v2 lists page \
+         by cursor (`next_cursor`, 500 per call), v1 lists by `start`; both newest first, stopping at the \
+         window's start or `max_records`. Calls are paced to half of the smallest published burst limit (20 \
+         requests per 2 s) and follow `x-ratelimit-remaining` / `x-ratelimit-reset`.\n\
+         - **All vendors, retries**: one policy (the SDK's `retry` module). `Retry-After` is honoured in both \
+         forms (seconds and HTTP-date), else a vendor's `x-ratelimit-reset`; a 429 without either (HubSpot's \
+         search often sends none) and 5xx or connection failures back off briefly and exponentially (250 ms, \
+         doubling, capped at 4 s, ±50% jitter), at most three retries, and only while the wait fits in the \
+         probe's remaining time; a longer wait ends the run with a transient ERROR carrying `retry_after` for \
+         the runner.\n\n\
+         ## A spent API budget (one verdict for every vendor)\n\n\
+         When the vendor says the account's API budget is spent — Salesforce 403 `REQUEST_LIMIT_EXCEEDED`, \
+         HubSpot's 429 with `policyName` `DAILY` or a daily remaining of 0, Pipedrive's 429 with \
+         `x-daily-requests-left: 0` — every integration that feeds the funnel has stopped. So:\n\n\
+         - the `*.auth_and_quota` kind (C1) is **FAIL with value 0**, whatever its thresholds;\n\
+         - every other kind is **ERROR** (\"the account's API request budget is exhausted\"), never retried: \
+         it cannot measure, and what cannot be measured never counts as healthy.\n\n",
     );
 
     out.push_str(

@@ -616,6 +616,44 @@ async fn speed_to_lead_counts_untouched_leads_as_waiting() {
 }
 
 #[tokio::test]
+async fn speed_to_lead_ignores_workflow_touches_at_creation_and_honours_the_grace() {
+    let created = hours_ago(20.0);
+    let list = vec![
+        // A workflow task logged the first engagement at creation: not a human touch.
+        Obj::new(1, &created, &[("hs_sa_first_engagement_date", &created)]),
+        Obj::new(2, &created, &[("hs_sa_first_engagement_date", &created)]),
+        // A rep answered after 1h.
+        Obj::new(
+            3,
+            &hours_ago(5.0),
+            &[("hs_sa_first_engagement_date", &hours_ago(4.0))],
+        ),
+        // Created 2 minutes ago, untouched.
+        Obj::new(4, &hours_ago(2.0 / 60.0), &[]),
+    ];
+    let m = mock(HubState {
+        objects: objects(&[("contacts", list)]),
+        ..Default::default()
+    })
+    .await;
+    let r = hs("hubspot.speed_to_lead", &m, json!({})).await.unwrap();
+    // 20h, 20h (censored), 1h, 0.03h → median 10.5h, not the 0h the workflow touches suggest.
+    assert!((r.value.unwrap() - 10.5).abs() < 0.1, "{r:?}");
+    assert_eq!(
+        r.evidence
+            .get("automated_touches_ignored")
+            .map(String::as_str),
+        Some("2")
+    );
+    let r = hs("hubspot.speed_to_lead", &m, json!({ "grace_minutes": 10 }))
+        .await
+        .unwrap();
+    // The 2-minute-old lead is not judged yet: 20h, 20h, 1h → 20h.
+    assert_eq!(r.sample_size, Some(3), "{}", r.message);
+    assert!((r.value.unwrap() - 20.0).abs() < 0.1, "{r:?}");
+}
+
+#[tokio::test]
 async fn owner_assignment_ignores_contacts_inside_the_grace_period() {
     let mut list = contacts(18, |i| {
         Obj::new(i, &days_ago(2.0), &[("hubspot_owner_id", "77")])
@@ -1000,4 +1038,78 @@ async fn oauth_and_service_key_credentials_are_accepted_and_oauth_reads_daily_us
         .err()
         .unwrap();
     assert_eq!(e.kind, ProbeErrorKind::InvalidParams);
+}
+
+#[tokio::test]
+async fn a_spent_daily_budget_fails_c1_and_errors_elsewhere_without_retries() {
+    let m = mock(HubState {
+        objects: objects(&[("contacts", vec![])]),
+        ..Default::default()
+    })
+    .await;
+    let daily = Fault::Status {
+        code: 429,
+        body: json!({ "status": "error", "message": "You have reached your daily limit.", "errorType": "RATE_LIMIT",
+                      "correlationId": "3d9c6b1e-0000-4000-8000-000000000003", "policyName": "DAILY" })
+        .to_string(),
+        headers: vec![],
+    };
+    m.fault("/crm/", daily, None);
+    let r = hs("hubspot.auth_and_quota", &m, json!({})).await.unwrap();
+    assert_eq!(
+        (r.value, r.verdict),
+        (Some(0.0), Some(ProbeStatus::Fail)),
+        "{}",
+        r.message
+    );
+    let before = m.log().len();
+    let e = hs("hubspot.source_attribution_coverage", &m, json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ProbeErrorKind::Permanent, "{e}");
+    assert!(e.message.contains("budget is exhausted"), "{e}");
+    assert_eq!(m.log().len(), before + 1, "no retry against a spent budget");
+}
+
+#[tokio::test]
+async fn a_429_without_retry_after_backs_off_briefly_and_an_http_date_is_honoured() {
+    let m = mock(HubState {
+        objects: objects(&[("contacts", vec![])]),
+        ..Default::default()
+    })
+    .await;
+    // HubSpot's search often answers 429 with no Retry-After: brief exponential backoff, then
+    // success, well inside the probe's time.
+    m.fault(
+        "/search",
+        Fault::Status {
+            code: 429,
+            body: json!({ "status": "error", "message": "You have reached your secondly limit.", "errorType": "RATE_LIMIT", "policyName": "SECONDLY" }).to_string(),
+            headers: vec![],
+        },
+        Some(2),
+    );
+    let start = std::time::Instant::now();
+    hs("hubspot.source_attribution_coverage", &m, json!({}))
+        .await
+        .unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    // Retry-After as an HTTP date one second ahead: waited for, not read as a 10 s default.
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(1);
+    let date = jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&at)
+        .unwrap();
+    m.fault("/search", rate_limited(&date), Some(1));
+    let r = run(
+        "hubspot.source_attribution_coverage",
+        params(&m, json!({})),
+        &[("HUBSPOT", TOKEN)],
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(r.is_ok(), "{r:?}");
 }

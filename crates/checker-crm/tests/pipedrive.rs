@@ -1,5 +1,7 @@
-//! Pipedrive kinds against a local Pipedrive: the envelope, `additional_data.pagination` paging,
-//! windows read newest first, auth by `x-api-token` or Bearer, and every failure mode.
+//! Pipedrive kinds against a local Pipedrive: API v2 (cursor paging through `next_cursor`) for
+//! deals, persons, pipelines and stages, v1 only where no v2 exists (fields, users/me, the Leads
+//! Inbox), windows read newest first, custom field keys, auth by `x-api-token` or Bearer, and
+//! every failure mode.
 
 #![allow(clippy::unwrap_used)]
 
@@ -30,14 +32,6 @@ fn params(m: &PipedriveMock, extra: Value) -> Value {
 
 async fn pd(kind: &str, m: &PipedriveMock, extra: Value) -> Result<Measurement, ProbeError> {
     run(kind, params(m, extra), &[("PIPEDRIVE", TOKEN)], T).await
-}
-
-/// Pipedrive's `2024-05-01 12:00:00` (UTC) form.
-fn pd_time(hours: f64) -> String {
-    hours_ago(hours)
-        .replace('T', " ")
-        .trim_end_matches('Z')
-        .to_string()
 }
 
 fn state(lists: Vec<(&str, Vec<Value>)>) -> PdState {
@@ -148,15 +142,15 @@ async fn required_properties_match_keys_and_names_across_pages() {
 #[tokio::test]
 async fn pipeline_shape_uses_stage_probabilities() {
     let pipelines = vec![
-        json!({ "id": 1, "name": "Sales", "active": true }),
-        json!({ "id": 2, "name": "Old", "active": false }),
+        json!({ "id": 1, "name": "Sales", "order_nr": 1, "is_deleted": false, "is_deal_probability_enabled": true, "add_time": "2024-01-01T00:00:00Z", "update_time": "2024-01-01T00:00:00Z" }),
+        json!({ "id": 2, "name": "Old", "order_nr": 2, "is_deleted": true, "is_deal_probability_enabled": true, "add_time": "2024-01-01T00:00:00Z", "update_time": "2024-01-01T00:00:00Z" }),
     ];
     let stages = vec![
-        json!({ "id": 11, "pipeline_id": 1, "name": "Lead in", "order_nr": 1, "deal_probability": 10, "active_flag": true }),
-        json!({ "id": 12, "pipeline_id": 1, "name": "Proposal", "order_nr": 2, "deal_probability": 60, "active_flag": true }),
-        json!({ "id": 13, "pipeline_id": 1, "name": "Negotiation", "order_nr": 3, "deal_probability": 40, "active_flag": true }),
+        json!({ "id": 11, "pipeline_id": 1, "name": "Lead in", "order_nr": 1, "deal_probability": 10, "is_deleted": false, "is_deal_rot_enabled": false, "days_to_rotten": null }),
+        json!({ "id": 12, "pipeline_id": 1, "name": "Proposal", "order_nr": 2, "deal_probability": 60, "is_deleted": false, "is_deal_rot_enabled": false, "days_to_rotten": null }),
+        json!({ "id": 13, "pipeline_id": 1, "name": "Negotiation", "order_nr": 3, "deal_probability": 40, "is_deleted": false, "is_deal_rot_enabled": false, "days_to_rotten": null }),
     ];
-    let mut s = state(vec![("/v1/pipelines", pipelines)]);
+    let mut s = state(vec![("/api/v2/pipelines", pipelines)]);
     s.stages = stages;
     let m = mock(s).await;
     let r = pd("pipedrive.pipeline_shape", &m, json!({})).await.unwrap();
@@ -172,19 +166,20 @@ async fn pipeline_shape_uses_stage_probabilities() {
         "{}",
         r.message
     );
-    assert!(
-        m.log().iter().any(|r| r.path == "/v1/stages"
-            && r.query.get("pipeline_id").map(String::as_str) == Some("1"))
-    );
-    let m = mock(state(vec![("/v1/pipelines", vec![])])).await;
+    assert!(m.log().iter().any(|r| r.path == "/api/v2/stages"
+        && r.query.get("pipeline_id").map(String::as_str) == Some("1")));
+    let m = mock(state(vec![("/api/v2/pipelines", vec![])])).await;
     let e = pd("pipedrive.pipeline_shape", &m, json!({}))
         .await
         .unwrap_err();
     assert!(e.message.contains("no active pipelines"), "{e}");
 }
 
+/// A deal as API v2 returns it (RFC 3339 times, `owner_id` a number, custom fields nested).
 fn deal(id: usize, added_h: f64, channel: Option<&str>) -> Value {
-    json!({ "id": id, "title": format!("Deal {id}"), "add_time": pd_time(added_h), "status": "open", "channel": channel, "user_id": { "id": 1, "name": "Ann" } })
+    json!({ "id": id, "title": format!("Deal {id}"), "add_time": hours_ago(added_h), "update_time": hours_ago(added_h),
+            "status": "open", "channel": channel, "owner_id": 1, "person_id": null, "org_id": null, "pipeline_id": 1,
+            "stage_id": 11, "value": 100, "currency": "EUR", "won_time": null, "custom_fields": {} })
 }
 
 #[tokio::test]
@@ -201,7 +196,7 @@ async fn source_attribution_reads_newest_first_and_stops_at_the_window() {
         })
         .collect();
     deals.extend((0..300).map(|i| deal(1000 + i, 24.0 * 40.0 + i as f64, None)));
-    let m = mock(state(vec![("/v1/deals", deals)])).await;
+    let m = mock(state(vec![("/api/v2/deals", deals)])).await;
     let r = pd("pipedrive.source_attribution_coverage", &m, json!({}))
         .await
         .unwrap();
@@ -213,11 +208,20 @@ async fn source_attribution_reads_newest_first_and_stops_at_the_window() {
     );
     let log = m.log();
     assert_eq!(log.len(), 2, "two pages of 500, then the window ends");
+    assert!(log.iter().all(|r| r.path == "/api/v2/deals"), "{log:?}");
     assert_eq!(
-        log[0].query.get("sort").map(String::as_str),
-        Some("add_time DESC")
+        log[0].query.get("sort_by").map(String::as_str),
+        Some("add_time")
     );
-    assert_eq!(log[1].query.get("start").map(String::as_str), Some("500"));
+    assert_eq!(
+        log[0].query.get("sort_direction").map(String::as_str),
+        Some("desc")
+    );
+    assert!(!log[0].query.contains_key("cursor"));
+    assert!(
+        log[1].query.contains_key("cursor"),
+        "the second page follows next_cursor"
+    );
 }
 
 #[tokio::test]
@@ -234,11 +238,12 @@ async fn lead_to_revenue_counts_won_deals_in_the_window() {
     {
         let mut d = deal(i, won_days * 24.0 + 100.0, *ch);
         d["status"] = json!("won");
-        d["won_time"] = json!(pd_time(won_days * 24.0));
+        d["won_time"] = json!(hours_ago(won_days * 24.0));
+        d["update_time"] = json!(hours_ago(won_days * 24.0));
         deals.push(d);
     }
     deals.push(deal(99, 5.0, Some("Paid search")));
-    let m = mock(state(vec![("/v1/deals", deals)])).await;
+    let m = mock(state(vec![("/api/v2/deals", deals)])).await;
     let r = pd("pipedrive.lead_to_revenue_linkage", &m, json!({}))
         .await
         .unwrap();
@@ -254,12 +259,14 @@ async fn lead_to_revenue_counts_won_deals_in_the_window() {
     );
 }
 
+/// A person as API v2 returns it (`emails`, `owner_id` a number).
 fn person(id: usize, added_h: f64, email: Option<&str>, owner: u64) -> Value {
     let emails = match email {
         Some(e) => json!([{ "label": "work", "value": e, "primary": true }]),
-        None => json!([{ "value": "", "primary": true }]),
+        None => json!([]),
     };
-    json!({ "id": id, "name": format!("P{id}"), "email": emails, "add_time": pd_time(added_h), "owner_id": { "id": owner, "name": "x" } })
+    json!({ "id": id, "name": format!("P{id}"), "emails": emails, "phones": [], "add_time": hours_ago(added_h),
+            "update_time": hours_ago(added_h), "owner_id": owner, "org_id": null, "is_deleted": false, "custom_fields": {} })
 }
 
 #[tokio::test]
@@ -269,7 +276,7 @@ async fn owner_assignment_counts_default_owners_after_grace() {
         .collect();
     persons.extend((0..2).map(|i| person(100 + i, 30.0, Some("a@acme.io"), 1)));
     persons.extend((0..4).map(|i| person(200 + i, 0.1, Some("a@acme.io"), 1)));
-    let m = mock(state(vec![("/v1/persons", persons)])).await;
+    let m = mock(state(vec![("/api/v2/persons", persons)])).await;
     let r = pd(
         "pipedrive.owner_assignment",
         &m,
@@ -302,7 +309,7 @@ async fn duplicates_and_email_validity_over_persons() {
         person(5, 9.0, None, 1),
         person(6, 24.0 * 90.0, Some("a@acme.io"), 1),
     ];
-    let m = mock(state(vec![("/v1/persons", persons)])).await;
+    let m = mock(state(vec![("/api/v2/persons", persons)])).await;
     let r = pd("pipedrive.duplicates", &m, json!({})).await.unwrap();
     assert_eq!(
         (r.value, r.sample_size),
@@ -321,11 +328,11 @@ async fn duplicates_and_email_validity_over_persons() {
 
 async fn list_error(fault: Fault) -> ProbeError {
     let m = mock(state(vec![(
-        "/v1/persons",
+        "/api/v2/persons",
         vec![person(1, 1.0, Some("a@acme.io"), 1)],
     )]))
     .await;
-    m.fault("/v1/persons", fault, None);
+    m.fault("/api/v2/persons", fault, None);
     run(
         "pipedrive.duplicates",
         params(&m, json!({})),
@@ -338,7 +345,7 @@ async fn list_error(fault: Fault) -> ProbeError {
 
 #[tokio::test]
 async fn every_failure_mode_is_a_specific_error() {
-    let m = mock(state(vec![("/v1/persons", vec![])])).await;
+    let m = mock(state(vec![("/api/v2/persons", vec![])])).await;
     let e = run(
         "pipedrive.duplicates",
         params(&m, json!({})),
@@ -393,6 +400,193 @@ async fn every_failure_mode_is_a_specific_error() {
         e.message.contains("success=false") && e.message.contains("company disabled"),
         "{e}"
     );
+}
+
+/// A 40-character custom field key that begins with a digit, as most do.
+const CUSTOM: &str = "4f1e2c0a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f";
+
+#[tokio::test]
+async fn custom_field_keys_are_accepted_and_checked_against_the_account() {
+    let mut deals = Vec::new();
+    for i in 0..10 {
+        let mut d = deal(i, 1.0 + i as f64, None);
+        if i < 7 {
+            d["custom_fields"] = json!({ CUSTOM: "Webinar" });
+        }
+        deals.push(d);
+    }
+    let fields = vec![
+        field("channel", "Source channel", "enum", &[]),
+        field(CUSTOM, "Lead source", "varchar", &[]),
+    ];
+    let m = mock(state(vec![
+        ("/api/v2/deals", deals),
+        ("/v1/dealFields", fields),
+    ]))
+    .await;
+    let r = pd(
+        "pipedrive.source_attribution_coverage",
+        &m,
+        json!({ "source_field": CUSTOM }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (r.value, r.sample_size),
+        (Some(70.0), Some(10)),
+        "{}",
+        r.message
+    );
+    let deals_call = m
+        .log()
+        .into_iter()
+        .find(|r| r.path == "/api/v2/deals")
+        .unwrap();
+    assert_eq!(
+        deals_call.query.get("custom_fields").map(String::as_str),
+        Some(CUSTOM)
+    );
+    // A well-formed key the account does not have: a clear error, no guess.
+    let missing = "0000000000000000000000000000000000000abc";
+    let e = pd(
+        "pipedrive.source_attribution_coverage",
+        &m,
+        json!({ "source_field": missing }),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.message.contains(missing) && e.message.contains("/v1/dealFields"),
+        "{e}"
+    );
+    // Keys that are neither built-in nor custom keys are rejected as params.
+    for bad in [
+        "4f1e2c",
+        "Lead Source",
+        "4F1E2C0A9B8D7E6F5A4B3C2D1E0F9A8B7C6D5E4F",
+    ] {
+        let e = support::registry()
+            .build(
+                "pipedrive.source_attribution_coverage",
+                &params(&m, json!({ "source_field": bad })),
+            )
+            .err()
+            .unwrap();
+        assert_eq!(e.kind, ProbeErrorKind::InvalidParams, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn the_default_attribution_field_exists_on_the_object_measured() {
+    // Persons have no `channel`: measuring them needs a person field named, never a silent 0%.
+    let m = mock(PdState::default()).await;
+    let e = support::registry()
+        .build(
+            "pipedrive.source_attribution_coverage",
+            &params(&m, json!({ "object": "persons" })),
+        )
+        .err()
+        .unwrap();
+    assert_eq!(e.kind, ProbeErrorKind::InvalidParams);
+    assert!(
+        e.message.contains("source_field") && e.message.contains("persons"),
+        "{e}"
+    );
+
+    // Leads (the Leads Inbox, API v1) carry `channel` like deals.
+    let leads: Vec<Value> = (0..4)
+        .map(|i| {
+            json!({ "id": format!("adf21080-0e10-11eb-879b-05d71fb426e{i}"), "title": format!("Lead {i}"),
+                    "owner_id": 1, "creator_id": 1, "label_ids": [], "person_id": 7, "organization_id": null,
+                    "source_name": "Web forms", "origin": "WebForms", "origin_id": null,
+                    "channel": if i == 0 { Value::Null } else { json!(3) }, "channel_id": null,
+                    "is_archived": false, "was_seen": true, "value": null, "expected_close_date": null,
+                    "next_activity_id": null, "add_time": hours_ago(1.0 + i as f64), "update_time": hours_ago(1.0),
+                    "visible_to": "3", "cc_email": "lead@pipedrivemail.com" })
+        })
+        .collect();
+    let m = mock(state(vec![("/v1/leads", leads)])).await;
+    let r = pd(
+        "pipedrive.source_attribution_coverage",
+        &m,
+        json!({ "object": "leads" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (r.value, r.sample_size),
+        (Some(75.0), Some(4)),
+        "{}",
+        r.message
+    );
+    let log = m.log();
+    assert_eq!(log[0].path, "/v1/leads");
+    assert_eq!(
+        log[0].query.get("sort").map(String::as_str),
+        Some("add_time DESC")
+    );
+}
+
+#[tokio::test]
+async fn the_v1_lists_that_v2_replaced_are_never_called() {
+    let persons = vec![person(1, 5.0, Some("a@acme.io"), 1)];
+    let mut s = state(vec![
+        ("/api/v2/persons", persons.clone()),
+        ("/api/v2/deals", vec![deal(1, 2.0, Some("Paid search"))]),
+        (
+            "/api/v2/pipelines",
+            vec![json!({ "id": 1, "name": "Sales", "order_nr": 1, "is_deleted": false })],
+        ),
+    ]);
+    s.stages = vec![
+        json!({ "id": 11, "pipeline_id": 1, "name": "Lead in", "order_nr": 1, "deal_probability": 10, "is_deleted": false }),
+    ];
+    let m = mock(s).await;
+    for kind in [
+        "pipedrive.pipeline_shape",
+        "pipedrive.source_attribution_coverage",
+        "pipedrive.lead_to_revenue_linkage",
+        "pipedrive.duplicates",
+        "pipedrive.email_validity",
+    ] {
+        pd(kind, &m, json!({})).await.unwrap();
+    }
+    pd(
+        "pipedrive.owner_assignment",
+        &m,
+        json!({ "unassigned_owner_ids": ["1"] }),
+    )
+    .await
+    .unwrap();
+    for r in m.log() {
+        assert!(
+            r.path.starts_with("/api/v2/"),
+            "{} should use API v2",
+            r.path
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_spent_daily_budget_fails_c1_and_errors_elsewhere() {
+    let m = mock(state(vec![("/api/v2/persons", vec![])])).await;
+    let spent = Fault::Status {
+        code: 429,
+        body: json!({ "success": false, "error": "Request over limit", "errorCode": 429 })
+            .to_string(),
+        headers: vec![("x-daily-requests-left".into(), "0".into())],
+    };
+    m.fault("/", spent, None);
+    let r = pd("pipedrive.auth_and_quota", &m, json!({})).await.unwrap();
+    assert_eq!(
+        (r.value, r.verdict),
+        (Some(0.0), Some(ProbeStatus::Fail)),
+        "{}",
+        r.message
+    );
+    let e = pd("pipedrive.duplicates", &m, json!({})).await.unwrap_err();
+    assert_eq!(e.kind, ProbeErrorKind::Permanent, "{e}");
+    assert!(e.message.contains("budget is exhausted"), "{e}");
 }
 
 #[test]

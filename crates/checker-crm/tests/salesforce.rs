@@ -111,7 +111,13 @@ async fn auth_and_quota_with_the_budget_spent_is_zero_percent() {
     let r = sf("salesforce.auth_and_quota", &m, json!({}))
         .await
         .unwrap();
-    assert_eq!((r.value, r.verdict), (Some(0.0), None), "{}", r.message);
+    // The one verdict for a spent budget, on every vendor: C1 FAILs with value 0.
+    assert_eq!(
+        (r.value, r.verdict),
+        (Some(0.0), Some(ProbeStatus::Fail)),
+        "{}",
+        r.message
+    );
     assert!(r.message.contains("budget is spent"), "{}", r.message);
 }
 
@@ -304,7 +310,7 @@ fn stage(label: &str, order: i64, prob: f64, closed: bool, won: bool) -> Value {
     record(
         "OpportunityStage",
         &format!("01J{order}"),
-        json!({ "MasterLabel": label, "SortOrder": order, "DefaultProbability": prob, "IsClosed": closed, "IsWon": won }),
+        json!({ "ApiName": label, "MasterLabel": label, "SortOrder": order, "DefaultProbability": prob, "IsClosed": closed, "IsWon": won }),
     )
 }
 
@@ -316,23 +322,31 @@ async fn pipeline_shape_from_opportunity_stages() {
         stage("Closed Won", 3, 100.0, true, true),
         stage("Closed Lost", 4, 0.0, true, false),
     ];
-    let m = mock(SfState::default().on(
-        &["FROM OpportunityStage WHERE IsActive = true"],
-        Answer::Records(stages),
-    ))
+    let m = mock(
+        SfState::default()
+            .on(
+                &["FROM OpportunityStage WHERE IsActive = true"],
+                Answer::Records(stages.clone()),
+            )
+            .on(&["FROM RecordType"], Answer::Records(vec![])),
+    )
     .await;
     let r = sf("salesforce.pipeline_shape", &m, json!({}))
         .await
         .unwrap();
     assert_eq!((r.value, r.verdict), (Some(0.0), None), "{}", r.message);
     assert!(m.soql()[0].starts_with(
-        "SELECT MasterLabel, IsClosed, IsWon, DefaultProbability, SortOrder FROM OpportunityStage"
+        "SELECT ApiName, MasterLabel, IsClosed, IsWon, DefaultProbability, SortOrder FROM OpportunityStage"
     ));
 
-    let m = mock(SfState::default().on(
-        &["FROM OpportunityStage"],
-        Answer::Records(vec![stage("Prospecting", 1, 10.0, false, false)]),
-    ))
+    let m = mock(
+        SfState::default()
+            .on(
+                &["FROM OpportunityStage"],
+                Answer::Records(vec![stage("Prospecting", 1, 10.0, false, false)]),
+            )
+            .on(&["FROM RecordType"], Answer::Records(vec![])),
+    )
     .await;
     let r = sf("salesforce.pipeline_shape", &m, json!({}))
         .await
@@ -343,6 +357,67 @@ async fn pipeline_shape_from_opportunity_stages() {
         .await
         .unwrap_err();
     assert!(e.message.contains("no active opportunity stages"), "{e}");
+}
+
+#[tokio::test]
+async fn pipeline_shape_is_checked_per_sales_process() {
+    let stages = vec![
+        stage("Prospecting", 1, 10.0, false, false),
+        stage("Proposal", 2, 60.0, false, false),
+        stage("Renewal Quote", 3, 50.0, false, false),
+        stage("Closed Won", 4, 100.0, true, true),
+        stage("Closed Lost", 5, 0.0, true, false),
+    ];
+    let types = vec![
+        record(
+            "RecordType",
+            "012000000000001AAA",
+            json!({ "Id": "012000000000001AAA", "Name": "New Business", "DeveloperName": "New_Business" }),
+        ),
+        record(
+            "RecordType",
+            "012000000000002AAA",
+            json!({ "Id": "012000000000002AAA", "Name": "Renewals", "DeveloperName": "Renewals" }),
+        ),
+    ];
+    let mut state = SfState::default()
+        .on(
+            &["FROM OpportunityStage WHERE IsActive = true"],
+            Answer::Records(stages),
+        )
+        .on(
+            &["FROM RecordType WHERE SobjectType = 'Opportunity'"],
+            Answer::Records(types),
+        );
+    // New Business is complete; the Renewals process has no won stage: it cannot record revenue.
+    state.stage_values.insert(
+        "012000000000001AAA".into(),
+        ["Prospecting", "Proposal", "Closed Won", "Closed Lost"]
+            .map(String::from)
+            .to_vec(),
+    );
+    state.stage_values.insert(
+        "012000000000002AAA".into(),
+        ["Renewal Quote", "Closed Lost"].map(String::from).to_vec(),
+    );
+    let m = mock(state).await;
+    let r = sf("salesforce.pipeline_shape", &m, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.value, Some(1.0), "{}", r.message);
+    assert!(r.message.contains("Renewals"), "{}", r.message);
+    assert!(m.log().iter().any(|r| r.path.ends_with(
+        "/ui-api/object-info/Opportunity/picklist-values/012000000000002AAA/StageName"
+    )));
+    // Only the New Business process: nothing wrong.
+    let r = sf(
+        "salesforce.pipeline_shape",
+        &m,
+        json!({ "record_types": ["New Business"] }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.value, Some(0.0), "{}", r.message);
 }
 
 #[tokio::test]
@@ -463,7 +538,7 @@ async fn speed_to_lead_pages_through_next_records_url() {
         lead(4, 40.0, None),
         lead(5, 50.0, Some(49.5)),
     ];
-    let mut state = SfState::default().on(&["SELECT Id, CreatedDate, (SELECT CreatedDate FROM Tasks ORDER BY CreatedDate ASC LIMIT 1) FROM Lead WHERE CreatedDate >= "], Answer::Records(leads));
+    let mut state = SfState::default().on(&["SELECT Id, CreatedDate, CreatedById, (SELECT CreatedDate, CreatedById, CreatedBy.UserType FROM Tasks ORDER BY CreatedDate ASC LIMIT 5) FROM Lead WHERE CreatedDate >= "], Answer::Records(leads));
     state.page_size = 2;
     let m = mock(state).await;
     let r = sf("salesforce.speed_to_lead", &m, json!({})).await.unwrap();
@@ -482,6 +557,90 @@ async fn speed_to_lead_pages_through_next_records_url() {
         .unwrap();
     assert_eq!(r.sample_size, Some(3));
     assert!(r.message.contains("record cap"), "{}", r.message);
+}
+
+fn task(h: f64, by: &str, user_type: &str) -> Value {
+    json!({ "attributes": { "type": "Task" }, "CreatedDate": hours_ago(h), "CreatedById": by,
+            "CreatedBy": { "attributes": { "type": "User" }, "UserType": user_type } })
+}
+
+fn lead_with_tasks(i: usize, created_h: f64, by: &str, tasks: Vec<Value>) -> Value {
+    let tasks = if tasks.is_empty() {
+        Value::Null
+    } else {
+        json!({ "totalSize": tasks.len(), "done": true, "records": tasks })
+    };
+    record(
+        "Lead",
+        &format!("00Q{i:012}"),
+        json!({ "CreatedDate": hours_ago(created_h), "CreatedById": by, "Tasks": tasks }),
+    )
+}
+
+#[tokio::test]
+async fn speed_to_lead_ignores_automated_touches_and_censors_untouched_leads() {
+    const INTEGRATION: &str = "005000000000009AAA";
+    const REP: &str = "005000000000001AAA";
+    let leads = vec![
+        // A task auto-created by the integration user at creation, then a rep's call 2h later.
+        lead_with_tasks(
+            1,
+            10.0,
+            INTEGRATION,
+            vec![
+                task(10.0, INTEGRATION, "Standard"),
+                task(8.0, REP, "Standard"),
+            ],
+        ),
+        // Only a flow's task (Automated Process user): untouched, 30h waiting.
+        lead_with_tasks(
+            2,
+            30.0,
+            INTEGRATION,
+            vec![task(29.9, "005000000000002AAA", "AutomatedProcess")],
+        ),
+        // Only the creator's task at creation: untouched, 40h waiting.
+        lead_with_tasks(
+            3,
+            40.0,
+            INTEGRATION,
+            vec![task(40.0, INTEGRATION, "Standard")],
+        ),
+        // Untouched, 50h.
+        lead_with_tasks(4, 50.0, INTEGRATION, vec![]),
+        // A rep's touch after 1h.
+        lead_with_tasks(5, 5.0, INTEGRATION, vec![task(4.0, REP, "Standard")]),
+    ];
+    let state = SfState::default().on(
+        &["(SELECT CreatedDate, CreatedById, CreatedBy.UserType FROM Tasks"],
+        Answer::Records(leads),
+    );
+    let m = mock(state).await;
+    let r = sf("salesforce.speed_to_lead", &m, json!({})).await.unwrap();
+    // 2h, 30h, 40h, 50h, 1h → median 30h: the automated touches do not make it fast.
+    assert!((r.value.unwrap() - 30.0).abs() < 0.1, "{r:?}");
+    assert_eq!(
+        r.evidence
+            .get("automated_touches_ignored")
+            .map(String::as_str),
+        Some("2"),
+        "{r:?}"
+    );
+    assert!(
+        r.message.contains("automated or system touches"),
+        "{}",
+        r.message
+    );
+    // Counting every task (automation_touch_seconds = 0) still drops the Automated Process one.
+    let r = sf(
+        "salesforce.speed_to_lead",
+        &m,
+        json!({ "automation_touch_seconds": 0 }),
+    )
+    .await
+    .unwrap();
+    // 0h, 30h, 0h, 50h, 1h → median 1h.
+    assert!((r.value.unwrap() - 1.0).abs() < 0.1, "{r:?}");
 }
 
 #[tokio::test]
@@ -610,6 +769,8 @@ async fn every_failure_mode_is_a_specific_error() {
         e.message.contains("403") && e.message.contains("daily API request limit is spent"),
         "{e}"
     );
+    // Every other kind: an ERROR that is not retried.
+    assert_eq!(e.kind, ProbeErrorKind::Permanent, "{e}");
     let e = count_error(sf_error(
         403,
         "INSUFFICIENT_ACCESS",

@@ -86,7 +86,7 @@ pub async fn run(cmd: ConfigCmd) -> CmdResult {
                 .flat_map(|f| &f.stages)
                 .map(|s| s.probes.len())
                 .sum();
-            println!(
+            outln!(
                 "{}: ok ({} funnels, {stages} stages, {probes} probes{})",
                 file.display(),
                 config.funnels.len(),

@@ -272,8 +272,8 @@ pub async fn run(cmd: GateCmd, args: &ClientArgs) -> CmdResult {
 /// Print a decision in the chosen format; returns exit 0.
 fn print_decision(out: Output, d: &pb::GateDecision, _full: bool) -> CmdResult {
     match out {
-        Output::Json => println!("{}", render::json_string(&render::decision_json(d)?)),
-        Output::Text => println!(
+        Output::Json => outln!("{}", render::json_string(&render::decision_json(d)?)),
+        Output::Text => outln!(
             "{}",
             render::decision_text(&render::to_core(d)?, d.sequence)
         ),
@@ -326,9 +326,9 @@ async fn explain(t: &Target, out: Output, funnel: &str, sequence: Option<u64>) -
                 "policy": policy,
                 "explanation": resp.explanation,
             });
-            println!("{}", render::json_string(&v));
+            outln!("{}", render::json_string(&v));
         }
-        Output::Text => println!(
+        Output::Text => outln!(
             "{}",
             render::explain_text(&render::to_core(&d)?, &resp.explanation)
         ),
@@ -360,11 +360,11 @@ async fn list(t: &Target, out: Output) -> CmdResult {
                     })
                 })
                 .collect();
-            println!("{}", render::json_string(&Value::Array(v)));
+            outln!("{}", render::json_string(&Value::Array(v)));
         }
         Output::Text => {
             if resp.funnels.is_empty() {
-                println!("no funnels");
+                outln!("no funnels");
             }
             for f in &resp.funnels {
                 let state = render::state_of(&pb::GateDecision {
@@ -376,7 +376,7 @@ async fn list(t: &Target, out: Output) -> CmdResult {
                 } else {
                     f.blocking_stage.as_str()
                 };
-                println!(
+                outln!(
                     "{:24} {:6} {:>4}%  blocking {blocking}",
                     f.funnel,
                     state.as_str(),
@@ -443,25 +443,25 @@ async fn history(
                     map.insert("chain_error".into(), Value::from(error.clone()));
                 }
             }
-            println!("{}", render::json_string(&v));
+            outln!("{}", render::json_string(&v));
         }
         Output::Text => {
             if records.is_empty() {
-                println!("no stored decisions for `{funnel}`");
+                outln!("no stored decisions for `{funnel}`");
             } else {
-                println!("{}", render::RECORD_HEADER);
+                outln!("{}", render::RECORD_HEADER);
                 for r in &records {
-                    println!("{}", render::record_row(r)?);
+                    outln!("{}", render::record_row(r)?);
                 }
             }
             if !next.is_empty() {
-                println!("more: --page-token {next} (or --all)");
+                outln!("more: --page-token {next} (or --all)");
             }
             if let Some((valid, error, length)) = &verdict {
                 if *valid {
-                    println!("hash chain verified: {length} entries");
+                    outln!("hash chain verified: {length} entries");
                 } else {
-                    println!("hash chain broken after checking {length} entries: {error}");
+                    outln!("hash chain broken after checking {length} entries: {error}");
                 }
             }
         }

@@ -1,6 +1,9 @@
 //! `funnelgate`: the one binary. Parse, validate, init telemetry, run the command, exit with its
 //! documented code (see `exit.rs` and docs/cli.md). Every command lives in a module beside this one.
 
+#[macro_use]
+mod out;
+
 mod client;
 mod config_cmd;
 mod exit;

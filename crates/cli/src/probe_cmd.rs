@@ -102,9 +102,9 @@ pub async fn run(cmd: ProbeCmd) -> CmdResult {
             match output {
                 Output::Json => {
                     let v = serde_json::to_value(&result).unwrap_or(Value::Null);
-                    println!("{}", crate::render::json_string(&v));
+                    outln!("{}", crate::render::json_string(&v));
                 }
-                Output::Text => println!("{}", result_text(&result)),
+                Output::Text => outln!("{}", result_text(&result)),
             }
             Ok(match result.status {
                 ProbeStatus::Pass | ProbeStatus::Warn | ProbeStatus::Skipped => exit::OK,
@@ -314,8 +314,8 @@ fn list(stage: Option<StageArg>, output: Output) -> CmdResult {
         }
     }
     match output {
-        Output::Json => println!("{}", crate::render::json_string(&Value::Array(json))),
-        Output::Text => print!("{text}"),
+        Output::Json => outln!("{}", crate::render::json_string(&Value::Array(json))),
+        Output::Text => out!("{text}"),
     }
     Ok(exit::OK)
 }

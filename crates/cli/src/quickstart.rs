@@ -112,19 +112,19 @@ async fn init(dir: &Path, force: bool, grpc_listen: &str, http_listen: &str) -> 
     let db = dir.join("warehouse.db");
     let config = dir.join("funnelgate.toml");
     if config.exists() && !force {
-        println!("kept {} (use --force to overwrite)", config.display());
+        outln!("kept {} (use --force to overwrite)", config.display());
     } else {
         std::fs::write(&config, render_config(&db, grpc_listen, http_listen))
             .map_err(|e| io_err("write", &config, e))?;
-        println!("wrote {}", config.display());
+        outln!("wrote {}", config.display());
     }
     for (name, text) in [("warehouse.sql", WAREHOUSE_SQL), ("fix.sql", FIX_SQL)] {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(|e| io_err("write", &path, e))?;
-        println!("wrote {}", path.display());
+        outln!("wrote {}", path.display());
     }
     let site = crate::quickstart_site::write(&dir)?;
-    println!(
+    outln!(
         "wrote {} (landing pages for the analytics stage)",
         site.display()
     );
@@ -142,11 +142,11 @@ async fn init(dir: &Path, force: bool, grpc_listen: &str, http_listen: &str) -> 
         }
     }
     exec(&db, true, WAREHOUSE_SQL).await?;
-    println!(
+    outln!(
         "created {} (a marketing warehouse with a broken funnel)",
         db.display()
     );
-    println!("\nnext:\n  funnelgate up --config {}", config.display());
+    outln!("\nnext:\n  funnelgate up --config {}", config.display());
     Ok(exit::OK)
 }
 
@@ -166,11 +166,11 @@ async fn fix(dir: &Path) -> CmdResult {
         Err(e) => return Err(io_err("read", &script_path, e)),
     };
     exec(&db, false, &script).await?;
-    println!(
+    outln!(
         "applied the fixes to {}: watch the gate open with",
         db.display()
     );
-    println!("  funnelgate gate wait acme --until open --timeout 3m");
+    outln!("  funnelgate gate wait acme --until open --timeout 3m");
     Ok(exit::OK)
 }
 

@@ -90,10 +90,10 @@ pub async fn serve(dir: &Path, listen: &str) -> CmdResult {
         .local_addr()
         .map_err(|e| CliError::failure(format!("no local address: {e}")))?;
     let app = Router::new().fallback(move |uri: Uri| file(root.clone(), uri));
-    println!(
+    outln!(
         "serving the demo's landing pages on http://{addr}/ (sitemap: http://{addr}/sitemap.xml)"
     );
-    println!("the analytics stage's `landing-tags` probe audits them; stop with Ctrl-C");
+    outln!("the analytics stage's `landing-tags` probe audits them; stop with Ctrl-C");
     axum::serve(listener, app)
         .with_graceful_shutdown(funnelgate_server::shutdown_signal())
         .await

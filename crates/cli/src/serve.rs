@@ -173,31 +173,31 @@ pub async fn up(args: UpArgs) -> CmdResult {
     } else {
         format!(" --server http://{grpc}")
     };
-    println!(
+    outln!(
         "funnelgate up: coordinator and {} checkers in one process",
         PLUGINS.len()
     );
-    println!("  gate API (gRPC) http://{grpc}");
-    println!(
+    outln!("  gate API (gRPC) http://{grpc}");
+    outln!(
         "  HTTP            http://{http}  (/v1/funnels/<funnel>/gate, /metrics, /healthz, /readyz)"
     );
     for l in &builtin.lines {
-        println!("{l}");
+        outln!("{l}");
     }
     let db = match config.database_location() {
         DatabaseLocation::InMemory => "in memory (lost on exit)".to_string(),
         DatabaseLocation::File(p) => p.display().to_string(),
         DatabaseLocation::Postgres(url) => funnelgate_coordinator::store::redact_url(&url),
     };
-    println!("  database        {db}");
+    outln!("  database        {db}");
     if let Some(first) = funnels.first() {
-        println!("query the gate:   funnelgate gate status {first}{server_flag}");
-        println!(
+        outln!("query the gate:   funnelgate gate status {first}{server_flag}");
+        outln!(
             "wait for it:      funnelgate gate wait {first} --until open --timeout 15m{server_flag}"
         );
-        println!("or over HTTP:     curl http://{http}/v1/funnels/{first}/gate");
+        outln!("or over HTTP:     curl http://{http}/v1/funnels/{first}/gate");
     }
-    println!("stop with Ctrl-C");
+    outln!("stop with Ctrl-C");
 
     let result =
         funnelgate_coordinator::run(config, listeners, env, funnelgate_server::shutdown_signal())

@@ -193,8 +193,8 @@ pub async fn wait(
     let state = render::state_of(&d);
     let core = render::to_core(&d)?;
     match out {
-        Output::Json => println!("{}", render::json_string(&render::decision_json(&d)?)),
-        Output::Text => println!(
+        Output::Json => outln!("{}", render::json_string(&render::decision_json(&d)?)),
+        Output::Text => outln!(
             "{}",
             render::decision_text(&render::to_core(&d)?, d.sequence)
         ),
@@ -258,9 +258,9 @@ pub async fn watch(t: &Target, out: Output, funnel: &str, count: Option<u64>) ->
                         continue;
                     }
                     match out {
-                        Output::Json => println!("{}", render::decision_json(&d)?),
+                        Output::Json => outln!("{}", render::decision_json(&d)?),
                         Output::Text => {
-                            println!("{} {}", core.evaluated_at, render::one_line(&core))
+                            outln!("{} {}", core.evaluated_at, render::one_line(&core))
                         }
                     }
                     last_seq = Some(d.sequence);

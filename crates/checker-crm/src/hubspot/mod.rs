@@ -277,6 +277,16 @@ hubspot_params! {
         /// Most contacts read (newest first; HubSpot search stops at 10,000).
         #[serde(default = "defaults::max_records_2000")]
         max_records: u64,
+        /// Untouched contacts younger than this many minutes are not judged yet (0: every
+        /// untouched contact counts at its current age).
+        #[serde(default)]
+        grace_minutes: u32,
+        /// A first touch within this many seconds of the contact's creation was made by a
+        /// workflow or the system at creation (HubSpot workflow tasks), not by a person: it does
+        /// not count as the first touch (the contact then counts as untouched). 0 counts every
+        /// touch.
+        #[serde(default = "defaults::automation_touch_seconds")]
+        automation_touch_seconds: u32,
     }
 }
 
@@ -549,6 +559,9 @@ impl Probe for AuthProbe {
                     }
                 }
                 Ok(m)
+            }
+            Err(e) if e.quota_exhausted => {
+                Ok(evaluate::quota_exhausted("hubspot", &e.error.message))
             }
             Err(e) if e.is_auth() => Ok(evaluate::auth_failed(&e.error.message)),
             Err(e) => Err(e.into()),
@@ -874,6 +887,7 @@ impl Probe for SpeedProbe {
             )
             .await?;
         let mut samples = Vec::with_capacity(records.len());
+        let mut automated = 0u64;
         for r in &records {
             let created = r
                 .prop(&p.created_property)
@@ -884,10 +898,17 @@ impl Probe for SpeedProbe {
                         r.id, p.created_property
                     ))
                 })?;
-            samples.push((
-                created,
-                r.prop(&p.first_touch_property).and_then(Utc::parse),
-            ));
+            let touched = r.prop(&p.first_touch_property).and_then(Utc::parse);
+            let touched = match touched {
+                Some(t)
+                    if evaluate::automated_at_creation(created, t, p.automation_touch_seconds) =>
+                {
+                    automated += 1;
+                    None
+                }
+                other => other,
+            };
+            samples.push((created, touched));
         }
         Ok(evaluate::speed_to_lead(
             "hubspot",
@@ -895,6 +916,8 @@ impl Probe for SpeedProbe {
             now,
             &samples,
             truncated,
+            p.grace_minutes,
+            automated,
         ))
     }
 }

@@ -1,5 +1,6 @@
-//! Pipedrive probes (API v1: users, fields, pipelines, stages, deals, persons), one kind per
-//! measure the API can answer; `lead_conversion_rates` and `speed_to_lead` are not offered (see
+//! Pipedrive probes, one kind per measure the API can answer, on API v2 (deals, persons,
+//! pipelines, stages) and API v1 only where no v2 exists (users/me, the `*Fields` lists, the
+//! Leads Inbox); `lead_conversion_rates` and `speed_to_lead` are not offered (see
 //! [`OMISSIONS`]).
 
 pub mod client;
@@ -13,13 +14,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use self::client::{Conn, Pipedrive, PipedriveAuth, id_of, text_of};
+use self::client::{Conn, Pipedrive, PipedriveAuth, field_of, id_of, is_custom_key, text_of};
 use crate::evaluate::{
     self, EmailRules, FieldInfo, PipelineInfo, RequiredField, StageInfo, WonModel,
 };
 use crate::kinds::{KindDoc, Omission, Validate, register_kind};
 use crate::measure::Measure;
-use crate::params::{check_count, check_name, check_value, check_window, defaults};
+use crate::params::{check_count, check_value, check_window, defaults};
 use crate::time::Utc;
 
 fn default_base_url() -> String {
@@ -49,32 +50,130 @@ fn default_required() -> Vec<RequiredField> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PipedriveObject {
-    /// Deals (`/v1/deals`).
+    /// Deals (`/api/v2/deals`).
     #[default]
     Deals,
-    /// Persons (`/v1/persons`).
+    /// Persons (`/api/v2/persons`).
     Persons,
+    /// The Leads Inbox (`/v1/leads`, which has no v2 yet), where inbound leads land before they
+    /// become deals.
+    Leads,
 }
 
 impl PipedriveObject {
     fn path(self) -> &'static str {
         match self {
-            PipedriveObject::Deals => "/v1/deals",
-            PipedriveObject::Persons => "/v1/persons",
-        }
-    }
-    fn owner_field(self) -> &'static str {
-        match self {
-            PipedriveObject::Deals => "user_id",
-            PipedriveObject::Persons => "owner_id",
+            PipedriveObject::Deals => "/api/v2/deals",
+            PipedriveObject::Persons => "/api/v2/persons",
+            PipedriveObject::Leads => "/v1/leads",
         }
     }
     fn noun(self) -> &'static str {
         match self {
             PipedriveObject::Deals => "deals",
             PipedriveObject::Persons => "persons",
+            PipedriveObject::Leads => "leads",
         }
     }
+    /// The field list that defines this object's fields (leads share the deals' fields).
+    fn fields_path(self) -> &'static str {
+        match self {
+            PipedriveObject::Deals | PipedriveObject::Leads => "/v1/dealFields",
+            PipedriveObject::Persons => "/v1/personFields",
+        }
+    }
+    /// The built-in source field, if the object has one: deals and leads carry `channel`
+    /// (their "Source channel"); persons have none.
+    fn default_source_field(self) -> Option<&'static str> {
+        match self {
+            PipedriveObject::Deals | PipedriveObject::Leads => Some("channel"),
+            PipedriveObject::Persons => None,
+        }
+    }
+    /// Built-in fields that carry a source on this object (present on every account, whether or
+    /// not the field list names them).
+    fn builtin_source_fields(self) -> &'static [&'static str] {
+        match self {
+            PipedriveObject::Deals => &["channel", "channel_id", "origin", "origin_id"],
+            PipedriveObject::Leads => &[
+                "channel",
+                "channel_id",
+                "origin",
+                "origin_id",
+                "source_name",
+            ],
+            PipedriveObject::Persons => &[],
+        }
+    }
+
+    /// Read records added in the window, newest first, while `keep_going` says so.
+    async fn list(
+        self,
+        pd: &Pipedrive,
+        extra: &[(&str, String)],
+        cap: u64,
+        keep_going: impl FnMut(&Value) -> bool,
+    ) -> Result<(Vec<Value>, bool), ProbeError> {
+        let r = match self {
+            PipedriveObject::Deals | PipedriveObject::Persons => {
+                let mut q = vec![
+                    ("sort_by", "add_time".to_string()),
+                    ("sort_direction", "desc".to_string()),
+                ];
+                q.extend_from_slice(extra);
+                pd.list_v2(self.path(), &q, cap, keep_going).await
+            }
+            PipedriveObject::Leads => {
+                let q = vec![
+                    ("sort", "add_time DESC".to_string()),
+                    ("archived_status", "all".to_string()),
+                ];
+                pd.list(self.path(), &q, cap, keep_going).await
+            }
+        };
+        r.map_err(ProbeError::from)
+    }
+}
+
+/// A source field param: a built-in field key (`channel`, `origin`) or a custom field's
+/// 40-character hex key, which most often begins with a digit. Whether it exists is checked
+/// against the account's field list at run time ([`verify_field`]).
+fn check_field_key(field: &str, key: &str) -> Result<(), ProbeError> {
+    let builtin = key.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && key.len() <= 64
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if builtin || is_custom_key(key) {
+        Ok(())
+    } else {
+        Err(ProbeError::params(format!(
+            "`{field}`: `{key}` is neither a built-in field key (such as `channel`) nor a custom field key (40 hex characters, as listed in Settings > Data fields)"
+        )))
+    }
+}
+
+/// Check that `key` is a field of `object` on this account (built-in source fields always are).
+async fn verify_field(
+    pd: &Pipedrive,
+    object: PipedriveObject,
+    key: &str,
+) -> Result<(), ProbeError> {
+    if object.builtin_source_fields().contains(&key) {
+        return Ok(());
+    }
+    let path = object.fields_path();
+    let (fields, _) = pd.list(path, &[], 10_000, |_| true).await?;
+    if fields
+        .iter()
+        .any(|f| f.get("key").and_then(text_of).as_deref() == Some(key))
+    {
+        return Ok(());
+    }
+    Err(ProbeError::permanent(format!(
+        "pipedrive: `source_field` `{key}` is not a field of {} on this account (GET {path} does not list it): set it to a field key listed there",
+        object.noun()
+    )))
 }
 
 fn default_persons() -> PipedriveObject {
@@ -140,13 +239,15 @@ pipedrive_params! {
         /// Days back from now: records added in this window are measured.
         #[serde(default = "defaults::window_30")]
         window_days: u32,
-        /// Records measured.
+        /// Records measured: `deals`, `leads` (the Leads Inbox) or `persons`.
         #[serde(default)]
         object: PipedriveObject,
-        /// Field holding the source: a built-in key such as `channel` or `origin`, or the key of
-        /// a custom field.
-        #[serde(default = "default_source_field")]
-        source_field: String,
+        /// Field holding the source: a built-in key such as `channel` or `origin`, or the
+        /// 40-character key of a custom field (checked against the account's field list).
+        /// Default: `channel` on deals and leads; persons have no built-in source field, so
+        /// measuring persons needs one named.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source_field: Option<String>,
         /// Values that mean "no source" besides an empty field (case-insensitive).
         #[serde(default = "defaults::unknown_source_values")]
         unknown_values: Vec<String>,
@@ -162,7 +263,8 @@ pipedrive_params! {
         /// Days back from now: deals won (`won_time`) in this window are measured.
         #[serde(default = "defaults::window_90")]
         window_days: u32,
-        /// Deal field holding the source (built-in key or custom field key).
+        /// Deal field holding the source: a built-in key or the 40-character key of a custom
+        /// field (checked against the account's deal fields).
         #[serde(default = "default_source_field")]
         source_field: String,
         /// Values that mean "no source" besides an empty field.
@@ -259,11 +361,24 @@ impl Validate for PipelineParams {
         check_values("pipelines", &self.pipelines)
     }
 }
+impl CoverageParams {
+    fn source_field(&self) -> Result<&str, ProbeError> {
+        match (&self.source_field, self.object.default_source_field()) {
+            (Some(f), _) => Ok(f),
+            (None, Some(f)) => Ok(f),
+            (None, None) => Err(ProbeError::params(format!(
+                "`source_field`: {} have no built-in source field in Pipedrive: name the custom field holding the source (its 40-character key), or measure `deals` or `leads`",
+                self.object.noun()
+            ))),
+        }
+    }
+}
+
 impl Validate for CoverageParams {
     fn validate(&self) -> Result<(), ProbeError> {
         self.validate_conn()?;
         check_window("window_days", self.window_days)?;
-        check_name("source_field", &self.source_field, false)?;
+        check_field_key("source_field", self.source_field()?)?;
         check_values("unknown_values", &self.unknown_values)?;
         check_count("max_records", self.max_records, 100_000)
     }
@@ -272,7 +387,7 @@ impl Validate for LinkageParams {
     fn validate(&self) -> Result<(), ProbeError> {
         self.validate_conn()?;
         check_window("window_days", self.window_days)?;
-        check_name("source_field", &self.source_field, false)?;
+        check_field_key("source_field", &self.source_field)?;
         check_values("unknown_values", &self.unknown_values)?;
         check_count("max_records", self.max_records, 100_000)
     }
@@ -327,13 +442,30 @@ pub struct DuplicatesProbe(DuplicatesParams);
 /// `pipedrive.email_validity`.
 pub struct EmailProbe(EmailParams);
 
-/// A Pipedrive timestamp field (`2024-05-01 12:00:00`, UTC).
+/// A person's primary email: API v2's `emails` (v1 called it `email`).
+fn email_of(person: &Value) -> Option<String> {
+    person
+        .get("emails")
+        .or_else(|| person.get("email"))
+        .and_then(text_of)
+}
+
+/// API v2 returns custom fields only when asked: name the one read.
+fn custom_fields_query(field: &str) -> Vec<(&'static str, String)> {
+    if is_custom_key(field) {
+        vec![("custom_fields", field.to_string())]
+    } else {
+        Vec::new()
+    }
+}
+
+/// A Pipedrive timestamp field (API v2 `2024-05-01T12:00:00Z`, v1 `2024-05-01 12:00:00`, UTC).
 fn time_of(item: &Value, field: &str) -> Option<Utc> {
     item.get(field).and_then(Value::as_str).and_then(Utc::parse)
 }
 
 fn known_source(item: &Value, field: &str, unknown: &[String]) -> bool {
-    item.get(field)
+    field_of(item, field)
         .and_then(text_of)
         .is_some_and(|v| !unknown.iter().any(|u| u.eq_ignore_ascii_case(&v)))
 }
@@ -369,6 +501,9 @@ impl Probe for AuthProbe {
                     }
                 }
                 Ok(m)
+            }
+            Err(e) if e.quota_exhausted => {
+                Ok(evaluate::quota_exhausted("pipedrive", &e.error.message))
             }
             Err(e) if e.is_auth() => Ok(evaluate::auth_failed(&e.error.message)),
             Err(e) => Err(e.into()),
@@ -432,11 +567,16 @@ impl Probe for RequiredProbe {
 impl Probe for PipelineProbe {
     async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
         let pd = Pipedrive::new(ctx, &self.0.conn())?;
-        let (pipelines, _) = pd.list("/v1/pipelines", &[], 1000, |_| true).await?;
+        let (pipelines, _) = pd.list_v2("/api/v2/pipelines", &[], 1000, |_| true).await?;
         let wanted = &self.0.pipelines;
+        let live = |v: &Value| {
+            !v.get("is_deleted")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        };
         let chosen: Vec<&Value> = pipelines
             .iter()
-            .filter(|p| p.get("active").and_then(Value::as_bool).unwrap_or(true))
+            .filter(|p| live(p))
             .filter(|p| {
                 wanted.is_empty()
                     || wanted.iter().any(|w| {
@@ -449,7 +589,7 @@ impl Probe for PipelineProbe {
             .collect();
         if chosen.is_empty() {
             return Err(ProbeError::permanent(if wanted.is_empty() {
-                "pipedrive: GET /v1/pipelines: the account has no active pipelines (empty account?)"
+                "pipedrive: GET /api/v2/pipelines: the account has no active pipelines (empty account?)"
                     .to_string()
             } else {
                 format!("pipedrive: pipelines {} not found", wanted.join(", "))
@@ -459,17 +599,18 @@ impl Probe for PipelineProbe {
         for p in chosen {
             let id = p.get("id").and_then(id_of).unwrap_or_default();
             let (stages, _) = pd
-                .list("/v1/stages", &[("pipeline_id", id.clone())], 1000, |_| true)
+                .list_v2(
+                    "/api/v2/stages",
+                    &[("pipeline_id", id.clone())],
+                    1000,
+                    |_| true,
+                )
                 .await?;
             infos.push(PipelineInfo {
                 label: p.get("name").and_then(text_of).unwrap_or(id),
                 stages: stages
                     .iter()
-                    .filter(|s| {
-                        s.get("active_flag")
-                            .and_then(Value::as_bool)
-                            .unwrap_or(true)
-                    })
+                    .filter(|s| live(s))
                     .map(|s| StageInfo {
                         label: s.get("name").and_then(text_of).unwrap_or_default(),
                         order: s.get("order_nr").and_then(Value::as_f64).unwrap_or(0.0),
@@ -497,17 +638,18 @@ impl Probe for CoverageProbe {
         let p = &self.0;
         let pd = Pipedrive::new(ctx, &p.conn())?;
         let t0 = Utc::now().minus_days(p.window_days);
-        let (items, truncated) = pd
-            .list(
-                p.object.path(),
-                &[("sort", "add_time DESC".to_string())],
-                p.max_records,
-                |i| time_of(i, "add_time").is_some_and(|t| t >= t0),
-            )
+        let field = p.source_field()?;
+        verify_field(&pd, p.object, field).await?;
+        let extra = custom_fields_query(field);
+        let (items, truncated) = p
+            .object
+            .list(&pd, &extra, p.max_records, |i| {
+                time_of(i, "add_time").is_some_and(|t| t >= t0)
+            })
             .await?;
         let unattributed = items
             .iter()
-            .filter(|i| !known_source(i, &p.source_field, &p.unknown_values))
+            .filter(|i| !known_source(i, field, &p.unknown_values))
             .count() as u64;
         let mut m = evaluate::source_attribution(
             "pipedrive",
@@ -530,15 +672,23 @@ impl Probe for LinkageProbe {
         let p = &self.0;
         let pd = Pipedrive::new(ctx, &p.conn())?;
         let t0 = Utc::now().minus_days(p.window_days);
-        let query = [
+        verify_field(&pd, PipedriveObject::Deals, &p.source_field).await?;
+        // API v2 sorts by add/update time only: a deal won in the window was updated in it, so
+        // read won deals updated since the window start and keep those won in it.
+        let mut query = vec![
             ("status", "won".to_string()),
-            ("sort", "won_time DESC".to_string()),
+            ("updated_since", t0.rfc3339()),
+            ("sort_by", "update_time".to_string()),
+            ("sort_direction", "desc".to_string()),
         ];
-        let (won, truncated) = pd
-            .list("/v1/deals", &query, p.max_records, |d| {
-                time_of(d, "won_time").is_some_and(|t| t >= t0)
-            })
+        query.extend(custom_fields_query(&p.source_field));
+        let (updated, truncated) = pd
+            .list_v2("/api/v2/deals", &query, p.max_records, |_| true)
             .await?;
+        let won: Vec<&Value> = updated
+            .iter()
+            .filter(|d| time_of(d, "won_time").is_some_and(|t| t >= t0))
+            .collect();
         let attributed = won
             .iter()
             .filter(|d| known_source(d, &p.source_field, &p.unknown_values))
@@ -563,13 +713,11 @@ impl Probe for OwnerProbe {
         let cutoff = now.minus(std::time::Duration::from_secs(
             u64::from(p.grace_minutes) * 60,
         ));
-        let (items, _) = pd
-            .list(
-                p.object.path(),
-                &[("sort", "add_time DESC".to_string())],
-                p.max_records,
-                |i| time_of(i, "add_time").is_some_and(|t| t >= t0),
-            )
+        let (items, _) = p
+            .object
+            .list(&pd, &[], p.max_records, |i| {
+                time_of(i, "add_time").is_some_and(|t| t >= t0)
+            })
             .await?;
         let judged: Vec<&Value> = items
             .iter()
@@ -577,7 +725,7 @@ impl Probe for OwnerProbe {
             .collect();
         let unassigned = judged
             .iter()
-            .filter(|i| match i.get(p.object.owner_field()).and_then(id_of) {
+            .filter(|i| match i.get("owner_id").and_then(id_of) {
                 None => true,
                 Some(owner) => p.unassigned_owner_ids.contains(&owner),
             })
@@ -598,11 +746,10 @@ impl Probe for DuplicatesProbe {
     async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
         let p = &self.0;
         let pd = Pipedrive::new(ctx, &p.conn())?;
-        let (persons, truncated) = pd.list("/v1/persons", &[], p.max_records, |_| true).await?;
-        let emails: Vec<String> = persons
-            .iter()
-            .filter_map(|x| x.get("email").and_then(text_of))
-            .collect();
+        let (persons, truncated) = pd
+            .list_v2("/api/v2/persons", &[], p.max_records, |_| true)
+            .await?;
+        let emails: Vec<String> = persons.iter().filter_map(email_of).collect();
         let (total, surplus) = evaluate::duplicate_counts(emails.iter().map(String::as_str));
         Ok(evaluate::duplicates(
             "pipedrive",
@@ -621,18 +768,12 @@ impl Probe for EmailProbe {
         let p = &self.0;
         let pd = Pipedrive::new(ctx, &p.conn())?;
         let t0 = Utc::now().minus_days(p.window_days);
-        let (persons, truncated) = pd
-            .list(
-                "/v1/persons",
-                &[("sort", "add_time DESC".to_string())],
-                p.max_records,
-                |i| time_of(i, "add_time").is_some_and(|t| t >= t0),
-            )
+        let (persons, truncated) = PipedriveObject::Persons
+            .list(&pd, &[], p.max_records, |i| {
+                time_of(i, "add_time").is_some_and(|t| t >= t0)
+            })
             .await?;
-        let emails: Vec<Option<String>> = persons
-            .iter()
-            .map(|x| x.get("email").and_then(text_of))
-            .collect();
+        let emails: Vec<Option<String>> = persons.iter().map(email_of).collect();
         let rules = EmailRules {
             role_local_parts: p.role_local_parts.clone(),
             count_missing: p.count_missing,
@@ -653,7 +794,7 @@ pub const KINDS: [KindDoc; 8] = [
     KindDoc {
         kind: "pipedrive.auth_and_quota",
         vendor: "pipedrive",
-        api: "Pipedrive API v1",
+        api: "Pipedrive API v1 (`/v1/users/me`, which has no v2 equivalent)",
         measure: Measure::AuthAndQuota,
         permissions: "an API token, or an OAuth app with the `base` scope",
         calls: "`GET /v1/users/me`; keeps `x-ratelimit-limit`, `x-ratelimit-remaining` and `x-daily-requests-left` as evidence",
@@ -662,7 +803,7 @@ pub const KINDS: [KindDoc; 8] = [
     KindDoc {
         kind: "pipedrive.required_properties",
         vendor: "pipedrive",
-        api: "Pipedrive API v1",
+        api: "Pipedrive API v1 (the `*Fields` lists)",
         measure: Measure::RequiredProperties,
         permissions: "an API token, or an OAuth app with `deals:read` and `contacts:read`",
         calls: "`GET /v1/personFields`, `/v1/dealFields`, `/v1/organizationFields` or `/v1/leadFields`, paged",
@@ -671,55 +812,55 @@ pub const KINDS: [KindDoc; 8] = [
     KindDoc {
         kind: "pipedrive.pipeline_shape",
         vendor: "pipedrive",
-        api: "Pipedrive API v1",
+        api: "Pipedrive API v2",
         measure: Measure::PipelineShape,
         permissions: "an API token, or an OAuth app with `deals:read`",
-        calls: "`GET /v1/pipelines`, then `GET /v1/stages?pipeline_id=` per pipeline",
+        calls: "`GET /api/v2/pipelines`, then `GET /api/v2/stages?pipeline_id=` per pipeline, cursor-paged (`next_cursor`); deleted pipelines and stages (`is_deleted`) are skipped",
         notes: "Won and lost are deal statuses in Pipedrive, not stages: every pipeline can record revenue, so the value is the number of pipelines without stages; `deal_probability` going down between stages is WARN.",
     },
     KindDoc {
         kind: "pipedrive.source_attribution_coverage",
         vendor: "pipedrive",
-        api: "Pipedrive API v1",
+        api: "Pipedrive API v2 for deals and persons; API v1 for the Leads Inbox (`/v1/leads`) and the field lists, which have no v2 equivalent",
         measure: Measure::SourceAttributionCoverage,
-        permissions: "an API token, or an OAuth app with `deals:read` (deals) or `contacts:read` (persons)",
-        calls: "`GET /v1/deals?sort=add_time DESC` (or `/v1/persons`), paged 500 at a time until records are older than the window or `max_records` is reached",
-        notes: "Pipedrive has no universal attribution field: the default `channel` is the deal's marketing channel (`unverified`); point `source_field` at your own custom field key otherwise.",
+        permissions: "an API token, or an OAuth app with `deals:read` (deals), `leads:read` (leads) or `contacts:read` (persons)",
+        calls: "`GET /v1/dealFields` (or `/v1/personFields`) when `source_field` is not a built-in source field, to check it exists; then `GET /api/v2/deals?sort_by=add_time&sort_direction=desc` (or `/api/v2/persons`; `custom_fields=<key>` for a custom field), cursor-paged 500 at a time, or `GET /v1/leads?sort=add_time DESC&archived_status=all` paged by `start`, until records are older than the window or `max_records` is reached",
+        notes: "The default source field is the object's own: `channel` (\"Source channel\") on deals and leads. Persons have no built-in source field, so `object = \"persons\"` needs `source_field` set to a person custom field. Custom field keys are 40-character hex strings (most begin with a digit) and are accepted as such; API v2 returns their values under `custom_fields`. Inbound leads usually sit in the Leads Inbox before they become deals: measure `object = \"leads\"` to judge attribution where it is captured.",
     },
     KindDoc {
         kind: "pipedrive.lead_to_revenue_linkage",
         vendor: "pipedrive",
-        api: "Pipedrive API v1",
+        api: "Pipedrive API v2 (deals); API v1 only for `/v1/dealFields` when `source_field` is a custom field",
         measure: Measure::LeadToRevenueLinkage,
         permissions: "an API token, or an OAuth app with `deals:read`",
-        calls: "`GET /v1/deals?status=won&sort=won_time DESC`, paged until deals were won before the window",
+        calls: "`GET /api/v2/deals?status=won&updated_since=<window start>&sort_by=update_time&sort_direction=desc`, cursor-paged; deals whose `won_time` is in the window are counted (API v2 cannot sort by `won_time`)",
         notes: "Traced through the deal's own source field. Conversion proof: the sample is the number of deals won in the window; zero is NO_DATA.",
     },
     KindDoc {
         kind: "pipedrive.owner_assignment",
         vendor: "pipedrive",
-        api: "Pipedrive API v1",
+        api: "Pipedrive API v2 (persons, deals); API v1 for the Leads Inbox",
         measure: Measure::OwnerAssignment,
-        permissions: "an API token, or an OAuth app with `contacts:read` (persons) or `deals:read` (deals)",
-        calls: "`GET /v1/persons?sort=add_time DESC` (or `/v1/deals`), paged over the window",
+        permissions: "an API token, or an OAuth app with `contacts:read` (persons), `deals:read` (deals) or `leads:read` (leads)",
+        calls: "`GET /api/v2/persons?sort_by=add_time&sort_direction=desc` (or `/api/v2/deals`, or `/v1/leads`), paged over the window",
         notes: "Every Pipedrive record has an owner, so `unassigned_owner_ids` (required) names the users that mean \"not routed yet\" (the admin, an import user).",
     },
     KindDoc {
         kind: "pipedrive.duplicates",
         vendor: "pipedrive",
-        api: "Pipedrive API v1",
+        api: "Pipedrive API v2",
         measure: Measure::Duplicates,
         permissions: "an API token, or an OAuth app with `contacts:read`",
-        calls: "`GET /v1/persons`, paged 500 at a time up to `max_records`",
+        calls: "`GET /api/v2/persons`, cursor-paged 500 at a time up to `max_records`",
         notes: "Compares each person's primary email, trimmed and lower-cased.",
     },
     KindDoc {
         kind: "pipedrive.email_validity",
         vendor: "pipedrive",
-        api: "Pipedrive API v1",
+        api: "Pipedrive API v2",
         measure: Measure::EmailValidity,
         permissions: "an API token, or an OAuth app with `contacts:read`",
-        calls: "`GET /v1/persons?sort=add_time DESC`, paged over the window up to `max_records`",
+        calls: "`GET /api/v2/persons?sort_by=add_time&sort_direction=desc`, cursor-paged over the window up to `max_records`, reading each person's primary `emails` entry",
         notes: "Same rules as every vendor: malformed, reserved test domains, role mailboxes.",
     },
 ];

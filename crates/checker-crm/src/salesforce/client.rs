@@ -361,6 +361,26 @@ impl Salesforce {
         self.get(&path, &[], "GET limits").await
     }
 
+    /// The stage values a record type of Opportunity offers (its sales process), from the UI API
+    /// (`GET ui-api/object-info/Opportunity/picklist-values/{recordTypeId}/StageName`).
+    pub async fn stage_values(&self, record_type_id: &str) -> Result<Vec<String>, CallError> {
+        let path = self.data(&format!(
+            "ui-api/object-info/Opportunity/picklist-values/{record_type_id}/StageName"
+        ));
+        let what = format!(
+            "GET ui-api/object-info/Opportunity/picklist-values/{record_type_id}/StageName"
+        );
+        let r: Reply<Value> = self.get(&path, &[], &what).await?;
+        Ok(r.body["values"]
+            .as_array()
+            .map(|vs| {
+                vs.iter()
+                    .filter_map(|v| v["value"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// `GET sobjects/{object}/describe`.
     pub async fn describe(&self, object: &str) -> Result<Vec<Field>, CallError> {
         let path = self.data(&format!("sobjects/{object}/describe"));
@@ -436,8 +456,10 @@ fn limit_exceeded(mut e: CallError) -> CallError {
             .unwrap_or("salesforce")
             .to_string();
         e.error.message = format!(
-            "{what}: returned 403: the org's daily API request limit is spent (REQUEST_LIMIT_EXCEEDED): {detail}"
+            "{what}: returned 403: the org's daily API request limit is spent (REQUEST_LIMIT_EXCEEDED): {}: {detail}",
+            funnelgate_checker_sdk::vendor_http::QUOTA_EXHAUSTED
         );
+        e.quota_exhausted = true;
         e.status = None;
     } else {
         e.error.message.push_str(&format!(" [{code}]"));

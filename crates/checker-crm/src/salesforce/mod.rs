@@ -143,7 +143,12 @@ salesforce_params! {
 
 salesforce_params! {
     /// Params of `salesforce.pipeline_shape`.
-    PipelineParams {}
+    PipelineParams {
+        /// Opportunity record types (sales processes) to check, by name, developer name or id.
+        /// Empty: every active one (or the master stage list when the org has none).
+        #[serde(default)]
+        record_types: Vec<String>,
+    }
 }
 
 salesforce_params! {
@@ -225,6 +230,20 @@ salesforce_params! {
         /// Most records read (newest first).
         #[serde(default = "defaults::max_records_2000")]
         max_records: u64,
+        /// Untouched records younger than this many minutes are not judged yet (0: every
+        /// untouched record counts at its current age).
+        #[serde(default)]
+        grace_minutes: u32,
+        /// With the default Task-based first touch: a Task created by the record's own creator
+        /// within this many seconds of the record's creation (a task auto-created by a flow,
+        /// assignment rule or integration user at lead creation) is not a human first touch.
+        /// 0 counts every such task.
+        #[serde(default = "defaults::automation_touch_seconds")]
+        automation_touch_seconds: u32,
+        /// Users whose Tasks never count as a human first touch (integration or automation
+        /// users, by 15- or 18-character id). Tasks by the Automated Process user never count.
+        #[serde(default)]
+        automation_user_ids: Vec<String>,
     }
 }
 
@@ -326,7 +345,10 @@ impl Validate for RequiredParams {
 }
 impl Validate for PipelineParams {
     fn validate(&self) -> Result<(), ProbeError> {
-        self.validate_conn()
+        self.validate_conn()?;
+        self.record_types
+            .iter()
+            .try_for_each(|r| crate::params::check_value("record_types", r))
     }
 }
 impl Validate for CoverageParams {
@@ -422,6 +444,14 @@ fn source_condition(field: &str, unknown: &[String], known: bool) -> String {
 }
 
 /// A string field of a query record.
+/// Tasks read per record to find the first human one.
+const TOUCH_TASKS: u32 = 5;
+
+/// Salesforce ids compare on their first 15 characters (the 18-character form adds a checksum).
+fn same_id(a: &str, b: &str) -> bool {
+    !a.is_empty() && !b.is_empty() && a.get(..15).unwrap_or(a) == b.get(..15).unwrap_or(b)
+}
+
 fn field_str<'a>(rec: &'a Value, name: &str) -> Option<&'a str> {
     let mut cur = rec;
     for part in name.split('.') {
@@ -477,15 +507,10 @@ impl Probe for AuthProbe {
                 }
                 Ok(m.with_evidence("api_version", self.0.api_version.clone()))
             }
+            Err(e) if e.quota_exhausted => {
+                Ok(evaluate::quota_exhausted("salesforce", &e.error.message))
+            }
             Err(e) if e.is_auth() => Ok(evaluate::auth_failed(&e.error.message)),
-            Err(e) if e.error.message.contains("REQUEST_LIMIT_EXCEEDED") => Ok(Measurement::value(
-                0.0,
-                Measure::AuthAndQuota.unit(),
-                format!(
-                    "salesforce credentials work but the daily API budget is spent: {}",
-                    e.error.message
-                ),
-            )),
             Err(e) => Err(e.into()),
         }
     }
@@ -529,33 +554,73 @@ impl Probe for RequiredProbe {
 impl Probe for PipelineProbe {
     async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
         let sf = Salesforce::new(ctx, &self.0.conn())?;
-        let soql = "SELECT MasterLabel, IsClosed, IsWon, DefaultProbability, SortOrder FROM OpportunityStage WHERE IsActive = true ORDER BY SortOrder";
+        let soql = "SELECT ApiName, MasterLabel, IsClosed, IsWon, DefaultProbability, SortOrder FROM OpportunityStage WHERE IsActive = true ORDER BY SortOrder";
         let (records, _) = sf.query(soql, 1000).await?;
         if records.is_empty() {
             return Err(ProbeError::permanent(
                 "salesforce: the org has no active opportunity stages (empty org or no access to OpportunityStage)",
             ));
         }
-        let stages = records
-            .iter()
-            .map(|r| {
-                let closed = r["IsClosed"].as_bool().unwrap_or(false);
-                StageInfo {
-                    label: field_str(r, "MasterLabel").unwrap_or("").to_string(),
-                    order: r["SortOrder"].as_f64().unwrap_or(0.0),
-                    probability: r["DefaultProbability"].as_f64().map(|p| p / 100.0),
-                    is_closed: closed,
-                    is_won: closed && r["IsWon"].as_bool().unwrap_or(false),
-                }
-            })
-            .collect();
-        let pipeline = PipelineInfo {
-            label: "Opportunity stages".into(),
-            stages,
+        let stage_of = |r: &Value| {
+            let closed = r["IsClosed"].as_bool().unwrap_or(false);
+            StageInfo {
+                label: field_str(r, "MasterLabel").unwrap_or("").to_string(),
+                order: r["SortOrder"].as_f64().unwrap_or(0.0),
+                probability: r["DefaultProbability"].as_f64().map(|p| p / 100.0),
+                is_closed: closed,
+                is_won: closed && r["IsWon"].as_bool().unwrap_or(false),
+            }
         };
+        // Salesforce models pipelines as sales processes, one per Opportunity record type: check
+        // each record type's own stages. Without record types there is one (master) pipeline.
+        let (types, _) = sf
+            .query(
+                "SELECT Id, Name, DeveloperName FROM RecordType WHERE SobjectType = 'Opportunity' AND IsActive = true ORDER BY Name",
+                200,
+            )
+            .await?;
+        let wanted = &self.0.record_types;
+        let mut pipelines = Vec::new();
+        for t in &types {
+            let id = field_str(t, "Id").unwrap_or_default();
+            let name = field_str(t, "Name").unwrap_or(id).to_string();
+            let dev = field_str(t, "DeveloperName").unwrap_or_default();
+            if !wanted.is_empty()
+                && !wanted.iter().any(|w| {
+                    w.eq_ignore_ascii_case(&name) || w.eq_ignore_ascii_case(dev) || same_id(w, id)
+                })
+            {
+                continue;
+            }
+            let values = sf.stage_values(id).await?;
+            let stages = records
+                .iter()
+                .filter(|r| {
+                    let api = field_str(r, "ApiName").or_else(|| field_str(r, "MasterLabel"));
+                    api.is_some_and(|a| values.iter().any(|v| v == a))
+                })
+                .map(stage_of)
+                .collect();
+            pipelines.push(PipelineInfo {
+                label: format!("{name} (record type)"),
+                stages,
+            });
+        }
+        if pipelines.is_empty() {
+            if !wanted.is_empty() {
+                return Err(ProbeError::permanent(format!(
+                    "salesforce: opportunity record types {} not found among the active ones",
+                    wanted.join(", ")
+                )));
+            }
+            pipelines.push(PipelineInfo {
+                label: "Opportunity stages".into(),
+                stages: records.iter().map(stage_of).collect(),
+            });
+        }
         Ok(evaluate::pipeline_shape(
             "salesforce",
-            &[pipeline],
+            &pipelines,
             WonModel::Stages,
         ))
     }
@@ -708,14 +773,17 @@ impl Probe for SpeedProbe {
         let t0 = now.minus_days(p.window_days).rfc3339();
         let touch = match &p.first_touch_field {
             Some(f) => f.clone(),
-            None => "(SELECT CreatedDate FROM Tasks ORDER BY CreatedDate ASC LIMIT 1)".to_string(),
+            None => format!(
+                "(SELECT CreatedDate, CreatedById, CreatedBy.UserType FROM Tasks ORDER BY CreatedDate ASC LIMIT {TOUCH_TASKS})"
+            ),
         };
         let soql = format!(
-            "SELECT Id, CreatedDate, {touch} FROM {} WHERE CreatedDate >= {t0} ORDER BY CreatedDate DESC",
+            "SELECT Id, CreatedDate, CreatedById, {touch} FROM {} WHERE CreatedDate >= {t0} ORDER BY CreatedDate DESC",
             p.object
         );
         let (records, truncated) = sf.query(&soql, p.max_records).await?;
         let mut samples = Vec::with_capacity(records.len());
+        let mut automated = 0u64;
         for r in &records {
             let created = field_str(r, "CreatedDate")
                 .and_then(Utc::parse)
@@ -726,10 +794,37 @@ impl Probe for SpeedProbe {
                 })?;
             let touched = match &p.first_touch_field {
                 Some(f) => field_str(r, f).and_then(Utc::parse),
-                None => r["Tasks"]["records"]
-                    .get(0)
-                    .and_then(|t| field_str(t, "CreatedDate"))
-                    .and_then(Utc::parse),
+                None => {
+                    let creator = field_str(r, "CreatedById").unwrap_or_default();
+                    let tasks = r["Tasks"]["records"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    let mut skipped = false;
+                    let human = tasks.iter().find_map(|t| {
+                        let at = field_str(t, "CreatedDate").and_then(Utc::parse)?;
+                        let by = field_str(t, "CreatedById").unwrap_or_default();
+                        let system = t["CreatedBy"]["UserType"].as_str()
+                            == Some("AutomatedProcess")
+                            || p.automation_user_ids.iter().any(|u| same_id(u, by))
+                            || (same_id(creator, by)
+                                && evaluate::automated_at_creation(
+                                    created,
+                                    at,
+                                    p.automation_touch_seconds,
+                                ));
+                        if system {
+                            skipped = true;
+                            None
+                        } else {
+                            Some(at)
+                        }
+                    });
+                    if human.is_none() && skipped {
+                        automated += 1;
+                    }
+                    human
+                }
             };
             samples.push((created, touched));
         }
@@ -739,6 +834,8 @@ impl Probe for SpeedProbe {
             now,
             &samples,
             truncated,
+            p.grace_minutes,
+            automated,
         ))
     }
 }
@@ -890,8 +987,8 @@ pub const KINDS: [KindDoc; 10] = [
         api: "Salesforce REST API `v60.0` by default (param `api_version`)",
         measure: Measure::PipelineShape,
         permissions: PERMS,
-        calls: "SOQL `SELECT MasterLabel, IsClosed, IsWon, DefaultProbability, SortOrder FROM OpportunityStage WHERE IsActive = true`",
-        notes: "Salesforce keeps one list of opportunity stages (sales processes pick subsets of it): it is checked as one pipeline. `DefaultProbability` is in percent.",
+        calls: "SOQL `SELECT ApiName, MasterLabel, IsClosed, IsWon, DefaultProbability, SortOrder FROM OpportunityStage WHERE IsActive = true`; SOQL `SELECT Id, Name, DeveloperName FROM RecordType WHERE SobjectType = 'Opportunity' AND IsActive = true`; then per record type `GET ui-api/object-info/Opportunity/picklist-values/{recordTypeId}/StageName` (the stages its sales process offers)",
+        notes: "Salesforce models pipelines as sales processes, one per Opportunity record type, each a subset of the org's stage list: every record type's stages are checked as their own pipeline (a process without a won stage cannot record revenue). An org without Opportunity record types has one pipeline, the master stage list. `DefaultProbability` is in percent.",
     },
     KindDoc {
         kind: "salesforce.source_attribution_coverage",

@@ -844,7 +844,15 @@ impl Probe for SpeedProbe {
                 let touch = r.get(1).cloned().flatten().as_deref().and_then(Utc::parse);
                 samples.push((created, touch));
             }
-            Ok(evaluate::speed_to_lead("the warehouse", p.window_days, now, &samples, truncated))
+            Ok(evaluate::speed_to_lead(
+                "the warehouse",
+                p.window_days,
+                now,
+                &samples,
+                truncated,
+                0,
+                0,
+            ))
         })
         .await
     }

@@ -1,7 +1,11 @@
-//! A local Pipedrive API v1: `users/me`, `*Fields`, `pipelines`, `stages`, `deals` (filter by
-//! `status`, `sort` by a field), `persons`, the `x-api-token` (or Bearer) auth, the
-//! `{"success", "data", "additional_data": {"pagination"}}` envelope with `start`/`limit` paging,
-//! the burst rate-limit headers, Pipedrive's error bodies, and injected faults.
+//! A local Pipedrive: API v2 `deals`, `persons`, `pipelines`, `stages` (cursor paging through
+//! `additional_data.next_cursor`, `limit` up to 500, `sort_by` `id`/`add_time`/`update_time`
+//! with `sort_direction`, `status` and `updated_since` filters, custom fields under
+//! `custom_fields`), API v1 where no v2 exists (`users/me`, `*Fields`, the Leads Inbox `leads`:
+//! the `{"success", "data", "additional_data": {"pagination"}}` envelope with `start`/`limit`
+//! paging), the v1 list endpoints that v2 replaced answering 410 (out of support since August
+//! 2026), the `x-api-token` (or Bearer) auth, the burst rate-limit headers, Pipedrive's error
+//! bodies, and injected faults. Shapes follow Pipedrive's API v2 reference.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,7 +23,8 @@ pub const TOKEN: &str = "659c9fddb16335e48cc67114694b52074e812e03";
 /// What the local Pipedrive holds.
 #[derive(Default)]
 pub struct PdState {
-    /// Collections by path (`/v1/deals`, `/v1/persons`, `/v1/personFields`, `/v1/pipelines`, …).
+    /// Collections by path (`/api/v2/deals`, `/api/v2/persons`, `/api/v2/pipelines`,
+    /// `/v1/personFields`, `/v1/leads`, …).
     pub lists: HashMap<String, Vec<Value>>,
     /// Stages (each with `pipeline_id`).
     pub stages: Vec<Value>,
@@ -156,6 +161,18 @@ fn route(
             &json!({ "success": false, "error": "limit must be at most 500", "errorCode": 400 }),
         );
     }
+    if matches!(
+        path,
+        "/v1/deals" | "/v1/persons" | "/v1/pipelines" | "/v1/stages"
+    ) {
+        return json_response(
+            410,
+            &json!({ "success": false, "error": "This endpoint is deprecated and no longer supported. Use API v2.", "errorCode": 410 }),
+        );
+    }
+    if let Some(rest) = path.strip_prefix("/api/v2/") {
+        return route_v2(s, rest, query);
+    }
     if path == "/v1/stages" {
         let pid = query.get("pipeline_id").cloned().unwrap_or_default();
         let items: Vec<Value> = s
@@ -186,4 +203,100 @@ fn route(
         }
     }
     json_response(200, &page(&items, start, limit))
+}
+
+/// API v2 lists: cursor paging, `sort_by`/`sort_direction`, `status`, `updated_since`,
+/// `pipeline_id` (stages).
+fn route_v2(
+    s: &PdState,
+    rest: &str,
+    query: &std::collections::BTreeMap<String, String>,
+) -> Response<Body> {
+    let bad = |m: &str| {
+        json_response(
+            400,
+            &json!({ "success": false, "error": m, "errorCode": 400 }),
+        )
+    };
+    let limit: usize = query
+        .get("limit")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    if limit > 500 {
+        return bad("limit must be at most 500");
+    }
+    let mut items: Vec<Value> = if rest == "stages" {
+        let pid = query.get("pipeline_id").cloned().unwrap_or_default();
+        s.stages
+            .iter()
+            .filter(|st| {
+                pid.is_empty()
+                    || st["pipeline_id"].as_u64().map(|n| n.to_string()).as_deref()
+                        == Some(pid.as_str())
+            })
+            .cloned()
+            .collect()
+    } else {
+        match s.lists.get(&format!("/api/v2/{rest}")) {
+            Some(items) => items.clone(),
+            None => {
+                return json_response(
+                    404,
+                    &json!({ "success": false, "error": "Not found", "errorCode": 404 }),
+                );
+            }
+        }
+    };
+    if let Some(status) = query.get("status") {
+        let wanted: Vec<&str> = status.split(',').collect();
+        items.retain(|d| {
+            d.get("status")
+                .and_then(Value::as_str)
+                .is_some_and(|v| wanted.contains(&v))
+        });
+    }
+    if let Some(since) = query.get("updated_since") {
+        items.retain(|d| sort_key(d, "update_time").as_str() >= since.as_str());
+    }
+    let sort_by = query.get("sort_by").map(String::as_str).unwrap_or("id");
+    if !matches!(sort_by, "id" | "add_time" | "update_time") {
+        return bad("sort_by must be one of id, update_time, add_time");
+    }
+    let desc = match query.get("sort_direction").map(String::as_str) {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => return bad("sort_direction must be asc or desc"),
+    };
+    if sort_by == "id" {
+        items.sort_by_key(|v| v["id"].as_u64().unwrap_or(0));
+    } else {
+        items.sort_by_key(|v| sort_key(v, sort_by));
+    }
+    if desc {
+        items.reverse();
+    }
+    let start: usize = match query.get("cursor") {
+        None => 0,
+        Some(c) => match c
+            .strip_prefix("eyJvZmZzZXQiOi")
+            .and_then(|n| n.parse().ok())
+        {
+            Some(n) => n,
+            None => return bad("invalid cursor"),
+        },
+    };
+    let end = (start + limit).min(items.len());
+    let data: Vec<Value> = items
+        .get(start..end)
+        .map(<[Value]>::to_vec)
+        .unwrap_or_default();
+    let next = if end < items.len() {
+        json!(format!("eyJvZmZzZXQiOi{end}"))
+    } else {
+        Value::Null
+    };
+    json_response(
+        200,
+        &json!({ "success": true, "data": data, "additional_data": { "next_cursor": next } }),
+    )
 }

@@ -46,6 +46,8 @@ pub struct SfState {
     /// `DailyApiRequests` (max, remaining); `Sforce-Limit-Info` follows it.
     pub daily: (u64, u64),
     pub describes: HashMap<String, Value>,
+    /// Stage values per Opportunity record type id (the UI API's picklist values).
+    pub stage_values: HashMap<String, Vec<String>>,
     /// (fragments the SOQL must all contain, answer); first match wins.
     pub queries: Vec<(Vec<String>, Answer)>,
     pub page_size: usize,
@@ -62,6 +64,7 @@ impl Default for SfState {
             issued: 0,
             daily: (15_000, 14_000),
             describes: HashMap::new(),
+            stage_values: HashMap::new(),
             queries: Vec::new(),
             page_size: 2000,
             cursors: HashMap::new(),
@@ -260,6 +263,32 @@ async fn handle(
         ),
         ["services", "data", _, "sobjects", object, "describe"] => match s.describes.get(*object) {
             Some(d) => json_response(200, d),
+            None => json_response(
+                404,
+                &json!([{ "errorCode": "NOT_FOUND", "message": "The requested resource does not exist" }]),
+            ),
+        },
+        [
+            "services",
+            "data",
+            _,
+            "ui-api",
+            "object-info",
+            "Opportunity",
+            "picklist-values",
+            rt,
+            "StageName",
+        ] => match s.stage_values.get(*rt) {
+            Some(values) => json_response(
+                200,
+                &json!({
+                    "controllerValues": {},
+                    "defaultValue": null,
+                    "eTag": "a2b0c3d4e5f60718293a4b5c6d7e8f90",
+                    "url": format!("/services/data/{VERSION}/ui-api/object-info/Opportunity/picklist-values/{rt}/StageName"),
+                    "values": values.iter().map(|v| json!({ "attributes": null, "label": v, "validFor": [], "value": v })).collect::<Vec<_>>()
+                }),
+            ),
             None => json_response(
                 404,
                 &json!([{ "errorCode": "NOT_FOUND", "message": "The requested resource does not exist" }]),
