@@ -103,9 +103,12 @@ pub async fn lookup(
     if codes.iter().any(|c| is_refusal(kind, *c)) {
         return Ok(Verdict::Refused { codes });
     }
+    // The explanation is optional (RFC 5782 §2.1): the listing stands without it, but a lookup
+    // that failed is said, not taken for "no explanation".
     let reason = match dns.txt(&name).await {
         Ok(Answer::Records(t)) => t.iter().filter_map(|t| t.text()).next(),
-        _ => None,
+        Ok(Answer::NoData | Answer::NxDomain) => None,
+        Err(e) => Some(format!("its explanation could not be read: {e}")),
     };
     Ok(Verdict::Listed { codes, reason })
 }

@@ -25,6 +25,60 @@ const MAX_QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 /// the email RFCs), never "no record".
 pub const MAX_CNAME_CHAIN: usize = 8;
 
+/// The longest an answer is reused from a shared resolver's cache, whatever its TTL: a fix in
+/// DNS shows at the next check.
+pub const MAX_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// The most shared resolvers kept per thread before the pool starts afresh.
+const MAX_SHARED: usize = 64;
+
+type PoolKey = (Vec<SocketAddr>, Duration);
+
+thread_local! {
+    /// Resolvers shared by the probes running on this thread, each with a token that lives as
+    /// long as the runtime it was built on.
+    static POOL: std::cell::RefCell<std::collections::HashMap<PoolKey, (Dns, std::sync::Weak<()>)>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// A resolver for these servers and budget shared with the other probes of this runtime.
+///
+/// A resolver's connections run as tasks of the runtime it was built on, so it is shared per
+/// runtime thread (a thread belongs to one runtime at a time), and dropped once that runtime
+/// is gone: a task holding a token is spawned with it, and the runtime's shutdown drops the
+/// task and the token. Outside a runtime a new resolver is built each time.
+fn shared(servers: Vec<SocketAddr>, budget: Duration) -> Result<Dns, ProbeError> {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return Dns::new(servers, budget);
+    };
+    let key: PoolKey = (servers, budget);
+    let found = POOL.with(|p| {
+        p.borrow()
+            .get(&key)
+            .filter(|(_, alive)| alive.strong_count() > 0)
+            .map(|(d, _)| d.clone())
+    });
+    if let Some(d) = found {
+        return Ok(d);
+    }
+    let dns = Dns::new(key.0.clone(), budget)?;
+    let token = std::sync::Arc::new(());
+    let alive = std::sync::Arc::downgrade(&token);
+    rt.spawn(async move {
+        let _token = token;
+        std::future::pending::<()>().await;
+    });
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        p.retain(|_, (_, alive)| alive.strong_count() > 0);
+        if p.len() >= MAX_SHARED {
+            p.clear();
+        }
+        p.insert(key, (dns.clone(), alive));
+    });
+    Ok(dns)
+}
+
 /// What a query found, with negative answers kept apart.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer<T> {
@@ -170,6 +224,7 @@ pub async fn system_nameservers() -> Vec<SocketAddr> {
 pub struct Dns {
     resolver: TokioResolver,
     servers: Vec<SocketAddr>,
+    id: u64,
 }
 
 impl std::fmt::Debug for Dns {
@@ -202,6 +257,8 @@ impl Dns {
         opts.edns0 = true;
         opts.preserve_intermediates = true;
         opts.num_concurrent_reqs = 1;
+        opts.positive_max_ttl = Some(MAX_CACHE_TTL);
+        opts.negative_max_ttl = Some(MAX_CACHE_TTL / 2);
         let resolver = hickory_resolver::Resolver::builder_with_config(
             config,
             TokioRuntimeProvider::default(),
@@ -209,17 +266,34 @@ impl Dns {
         .with_options(opts)
         .build()
         .map_err(|e| ProbeError::permanent(format!("cannot build a dns resolver: {e}")))?;
-        Ok(Dns { resolver, servers })
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Dns {
+            resolver,
+            servers,
+            id,
+        })
     }
 
     /// A resolver for the `nameservers` param: those servers, or the system's when empty.
+    ///
+    /// Probes of one process share resolvers: one per nameserver list and query timeout on each
+    /// runtime thread (see [`shared`]), so a batch of probes reuses connections and caches the
+    /// names many domains have in common (an ESP's SPF include, a DMARC organisational domain)
+    /// for at most [`MAX_CACHE_TTL`].
     pub async fn from_param(nameservers: &[String], budget: Duration) -> Result<Dns, ProbeError> {
         let servers = if nameservers.is_empty() {
             system_nameservers().await
         } else {
             parse_nameservers(nameservers)?
         };
-        Dns::new(servers, budget)
+        shared(servers, budget)
+    }
+
+    /// Which resolver this is: clones and shared resolvers (see [`Dns::from_param`]) have the
+    /// same id, separately built ones different ids.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The nameservers asked, for evidence.

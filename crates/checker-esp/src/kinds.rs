@@ -391,6 +391,9 @@ fn weakest_text(reports: &[dkim::SelectorReport]) -> String {
             format!("{k} (as strong as rsa {s} bits) at selector {}", w.selector)
         }
         (Some(_), Some(k)) => format!("{k} at selector {}", w.selector),
+        (None, Some(k)) if w.findings.has("dkim_key_revoked") => {
+            format!("a revoked {k} key at selector {}", w.selector)
+        }
         (None, Some(k)) => format!("an unusable {k} key at selector {}", w.selector),
         (None, None) => format!("no usable key at selector {}", w.selector),
         (Some(s), None) => format!("{s} bits at selector {}", w.selector),

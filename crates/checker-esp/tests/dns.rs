@@ -1466,3 +1466,41 @@ async fn dmarc_pct_and_testing_flag_are_exposed_with_their_effect() {
     assert_eq!(m.evidence["pct"], "100 (default)");
     assert!(!codes(&m).contains("dmarc_partial_enforcement"));
 }
+
+// ------------------------------------------------------------------ shared resolvers (issue 9 item 12)
+
+#[test]
+fn shared_resolvers_do_not_outlive_their_runtime() {
+    // Probes share a resolver per runtime thread; a runtime that ends takes its resolver's
+    // connection tasks with it, so the next runtime on this thread must get a new one.
+    let mut ids = Vec::new();
+    for (i, name) in ["spf-ok.test", "mx-ok.test", "_dmarc.dmarc-ok.test"]
+        .iter()
+        .enumerate()
+    {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let ns = common::nsd().nameservers();
+            let a = Dns::from_param(&ns, Duration::from_secs(5)).await.unwrap();
+            let b = Dns::from_param(&ns, Duration::from_secs(5)).await.unwrap();
+            let answer = if i == 1 {
+                a.mx(name).await.map(|r| r.records().len())
+            } else {
+                b.txt(name).await.map(|r| r.records().len())
+            };
+            assert!(answer.unwrap() > 0, "run {i}: {name}");
+            assert_eq!(a.id(), b.id(), "probes of one runtime share a resolver");
+            let other = Dns::from_param(&["127.0.0.1:9".to_string()], Duration::from_secs(5))
+                .await
+                .unwrap();
+            assert_ne!(other.id(), a.id(), "other nameservers, another resolver");
+            ids.push(a.id());
+        });
+        drop(rt);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "each runtime got its own resolver: {ids:?}");
+}

@@ -81,7 +81,17 @@ fn free_port() -> Result<u16, String> {
     Err("no free port with both udp and tcp".into())
 }
 
+/// A new nsd (not the shared one) serving the test zones plus `extra` (zone name, zone file),
+/// stopped when the returned value is dropped (the wrapper sees its stdin close).
+pub fn start_nsd_with(extra: &[(String, PathBuf)]) -> Result<Nsd, String> {
+    start_nsd_zones(extra)
+}
+
 fn start_nsd() -> Result<Nsd, String> {
+    start_nsd_zones(&[])
+}
+
+fn start_nsd_zones(extra: &[(String, PathBuf)]) -> Result<Nsd, String> {
     let bin = std::env::var_os("FUNNELGATE_NSD")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/sbin/nsd"));
@@ -106,6 +116,10 @@ fn start_nsd() -> Result<Nsd, String> {
     server-count: 1
     reuseport: no
     verbosity: 1
+    # Debian builds nsd with response rate limiting (200 answers/s per client /24 and bucket):
+    # one test client sends far more than that, and RRL would drop or truncate answers
+    rrl-ratelimit: 0
+    rrl-whitelist-ratelimit: 0
     username: ""
     database: ""
     zonesdir: "{dir}"
@@ -132,6 +146,13 @@ zone:
         dir = dir.display(),
         zones = zones.display()
     );
+    let mut conf = conf;
+    for (name, file) in extra {
+        conf.push_str(&format!(
+            "zone:\n    name: \"{name}\"\n    zonefile: \"{}\"\n",
+            file.display()
+        ));
+    }
     let conf_path = dir.join("nsd.conf");
     std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
     let script = r#""$1" -d -c "$2" >"$3/nsd.out" 2>&1 & pid=$!; read _line; kill $pid 2>/dev/null; wait $pid; rm -rf "$3""#;
