@@ -11,8 +11,11 @@
 //! `funnelgate up`).
 //!
 //! Start-up order: validate everything (static checks, operator tokens, `Describe` of every
-//! checker) before serving anything, open the store, restore each funnel, then schedule and
-//! serve. Shutdown: stop serving new work, stop scheduling, persist, drain.
+//! checker that answers within `startup_timeout`) before serving anything, open the store,
+//! restore each funnel, then supervise the checkers, schedule and serve. A checker that does not
+//! answer at start is not a configuration error: its stages are UNKNOWN (`UNREACHABLE`) until it
+//! answers, and it is validated then ([`liveness`]). Shutdown: stop serving new work, stop
+//! scheduling, persist, drain.
 
 pub mod auth;
 pub mod canonical;
@@ -22,6 +25,7 @@ pub mod error;
 pub mod explain;
 pub mod grpc;
 pub mod http;
+pub mod liveness;
 pub mod metrics;
 pub mod scheduler;
 pub mod schema;
@@ -96,15 +100,32 @@ pub struct Preflight {
     pub authorizer: Authorizer,
     /// A client per configured checker.
     pub clients: BTreeMap<String, CheckerClient>,
-    /// Each used checker's `Describe` answer.
+    /// The `Describe` answer of each used checker that answered within `startup_timeout`.
     pub described: BTreeMap<String, pb::DescribeResponse>,
+    /// The used checkers that did not answer within `startup_timeout`, with why: not an error
+    /// for the coordinator (they are validated when they first answer), but
+    /// `funnelgate config validate --with-checkers` reports them.
+    pub unreachable: BTreeMap<String, String>,
+}
+
+impl Preflight {
+    /// The checkers that did not answer, as configuration issues (`checkers.<name>.endpoint`).
+    pub fn unreachable_issues(&self) -> Vec<ConfigIssue> {
+        self.unreachable
+            .iter()
+            .map(|(name, reason)| {
+                ConfigIssue::new(format!("checkers.{name}.endpoint"), reason.clone())
+            })
+            .collect()
+    }
 }
 
 /// Validate everything that can be validated before serving: the file itself
 /// ([`Config::validate`]), operator tokens in `env`, and — only when those pass, so a broken file
 /// fails at once — every used checker's `Describe` (retried until `startup_timeout`) with every
-/// probe's kind and params checked against it. All problems of a phase are reported together.
-/// `funnelgate config validate` can call this directly.
+/// probe's kind and params checked against the checkers that answered. All problems of a phase
+/// are reported together. A checker that does not answer is listed in
+/// [`Preflight::unreachable`], not an error. `funnelgate config validate` calls this directly.
 pub async fn preflight(
     config: &Config,
     env: &HashMap<String, String>,
@@ -137,20 +158,16 @@ pub async fn preflight(
     let used = checkers::used_checkers(config);
     tracing::info!(checkers = used.len(), timeout = %config.coordinator.startup_timeout, "asking checkers what they support");
     let described =
-        checkers::describe_all(&clients, &used, config.coordinator.startup_timeout.get())
-            .await
-            .map_err(|issues| ConfigError {
-                file: file.clone(),
-                issues,
-            })?;
-    let issues = checkers::validate_probes(config, &described);
+        checkers::describe_all(&clients, &used, config.coordinator.startup_timeout.get()).await;
+    let issues = checkers::validate_probes(config, &described.answered);
     if !issues.is_empty() {
         return Err(ConfigError { file, issues });
     }
     Ok(Preflight {
         authorizer,
         clients,
-        described,
+        described: described.answered,
+        unreachable: described.unreachable,
     })
 }
 
@@ -202,9 +219,16 @@ pub async fn run(
         watchers: AtomicUsize::new(0),
         shutdown: stop_rx.clone(),
     });
+    let supervisors = liveness::Supervisors::start(
+        Arc::new(config.clone()),
+        &preflight.clients,
+        &preflight.described,
+        &preflight.unreachable,
+    );
     let scheduler = Scheduler::start(
         &config.funnels,
         &preflight.clients,
+        &supervisors,
         engine.clone(),
         metrics.clone(),
         config.coordinator.max_inflight_checks,
@@ -272,6 +296,7 @@ pub async fn run(
 
     let _ = stop_tx.send(true);
     scheduler.stop().await;
+    supervisors.stop().await;
     engine.shutdown().await;
     if let Err(e) = engine_task.await {
         failure.get_or_insert(CoordinatorError::Task {
