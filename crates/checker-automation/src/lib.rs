@@ -45,6 +45,7 @@ pub fn kind_docs() -> Vec<KindDoc> {
     all.extend(mautic::KINDS);
     all.extend(marketo::KINDS);
     all.extend(hubspot::KINDS);
+    all.push(canary::KIND_DOC);
     all
 }
 
@@ -62,6 +63,7 @@ pub fn register(registry: &mut ProbeRegistry) {
     mautic::register(registry);
     marketo::register(registry);
     hubspot::register(registry);
+    canary::register(registry);
 }
 
 /// The generic probe kinds plus this plugin's own.

@@ -9,6 +9,14 @@ use serde_json::{Value, json};
 
 /// Valid params per kind.
 fn valid_params(kind: &str) -> Value {
+    if kind == "canary.lead_journey" {
+        return json!({
+            "domain": "canary.example.com",
+            "automation": {"base_url": "https://mautic.example.com", "secret": "MAUTIC", "flow": "Welcome"},
+            "crm": {"secret": "HUBSPOT_TOKEN"},
+            "esp": {"domain": "mg.example.com", "secret": "MAILGUN"}
+        });
+    }
     let base = if kind.starts_with("mautic.") {
         "https://mautic.example.com"
     } else if kind.starts_with("hubspot.") {

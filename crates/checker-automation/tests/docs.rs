@@ -211,7 +211,9 @@ fn page(d: &KindDoc) -> String {
         example_params(d.kind)
     );
     if d.vendor == "canary" {
-        example = String::from("See [canary.lead_journey](canary.lead_journey.md) params above.\n");
+        example = String::from(
+            "```toml\n[[funnels.stages.probes]]\nid = \"canary-lead\"\nkind = \"canary.lead_journey\"\ntimeout = \"20m\"\nthresholds = { fail_above = 0 }\n[funnels.stages.probes.params]\ndomain = \"canary.example.com\"   # a mailbox you control\nautomation = { base_url = \"https://mautic.example.com\", secret = \"MAUTIC\", flow = \"Welcome series\" }\ncrm = { secret = \"HUBSPOT_TOKEN\" }\nesp = { domain = \"mg.example.com\", secret = \"MAILGUN\" }\n```\n",
+        );
     }
     format!(
         "# Probe kind `{kind}`\n\n{GENERATED}\n\n{catalogue} · vendor **{vendor}** · unit `{unit}` · stage `automation` · [all automation kinds](README.md)\n\n{why}\n\n## What it measures\n\n**Value** (`{unit}`): {meaning}.\n\n## Default thresholds\n\n`thresholds = {th}` — {basis}.\n\n## Params\n\n{params}\n## Permissions\n\n{perms}.\n\n## Calls\n\n{calls}.\n\n## Notes\n\n{notes}\n\n## Example\n\n{example}",

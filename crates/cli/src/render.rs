@@ -235,6 +235,8 @@ pub fn explain_text(d: &core::GateDecision, explanation: &[String]) -> String {
                 "│  {branch} {} {} ({}): {}{extra}",
                 p.id, p.status, p.kind, p.message
             );
+            let cont = if i + 1 == st.probes.len() { " " } else { "│" };
+            steps_text(&mut s, cont, &p.steps);
         }
     }
     if !d.remediation.is_empty() {
@@ -244,6 +246,27 @@ pub fn explain_text(d: &core::GateDecision, explanation: &[String]) -> String {
         }
     }
     s.trim_end().to_string()
+}
+
+/// The steps of a journey probe (the canary lead), one line each: name, the stage it evidences,
+/// status, time taken, message.
+fn steps_text(s: &mut String, cont: &str, steps: &[core::JourneyStep]) {
+    for (i, step) in steps.iter().enumerate() {
+        let branch = if i + 1 == steps.len() {
+            "└─"
+        } else {
+            "├─"
+        };
+        let _ = writeln!(
+            s,
+            "│  {cont}    {branch} step {} [{}] {} {}: {}",
+            step.name,
+            step.stage,
+            step.status,
+            core::HumanDuration(std::time::Duration::from_millis(step.duration_ms)),
+            step.message
+        );
+    }
 }
 
 /// A stored decision as JSON.
@@ -306,6 +329,35 @@ mod tests {
         assert_eq!(num(70.0), "70");
         assert_eq!(num(0.5), "0.5");
         assert_eq!(num(1.0 / 3.0), "0.333");
+    }
+
+    #[test]
+    fn journey_steps_show_their_stage_and_status() {
+        let steps = vec![
+            core::JourneyStep {
+                name: "submit".into(),
+                stage: "automation".into(),
+                status: core::ProbeStatus::Pass,
+                duration_ms: 120,
+                message: "test lead created".into(),
+            },
+            core::JourneyStep {
+                name: "crm_record".into(),
+                stage: "crm".into(),
+                status: core::ProbeStatus::Fail,
+                duration_ms: 300_000,
+                message: "the lead never reached the crm within 300s".into(),
+            },
+        ];
+        let mut s = String::new();
+        steps_text(&mut s, "│", &steps);
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(lines.len(), 2, "{s}");
+        assert!(lines[0].contains("├─ step submit [automation] PASS"), "{s}");
+        assert!(
+            lines[1].contains("└─ step crm_record [crm] FAIL 5m: the lead never reached the crm"),
+            "{s}"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! answers, and it is validated then ([`liveness`]). Shutdown: stop serving new work, stop
 //! scheduling, persist, drain.
 
+pub mod attribution;
 pub mod auth;
 pub mod canonical;
 pub mod checkers;

@@ -399,6 +399,9 @@ pub async fn start(
 ) -> Result<(Arc<Gates>, EngineHandle, tokio::task::JoinHandle<()>), CoordinatorError> {
     let leading = !cluster.is_replicated();
     let config_hash: Arc<str> = Arc::from(config_hash);
+    // The engine's policies carry evidence slots for journey probes (see `attribution`).
+    let (engine_funnels, attribution) = crate::attribution::Attribution::for_funnels(funnels);
+    let funnels = engine_funnels.as_slice();
     let mut engine = Engine::new();
     let now = now();
     let mut slots = BTreeMap::new();
@@ -465,6 +468,7 @@ pub async fn start(
     });
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let task = EngineTask {
+        attribution,
         engine,
         gates: gates.clone(),
         store,
@@ -509,6 +513,8 @@ fn engine_error(e: EngineError) -> ServiceError {
 }
 
 struct EngineTask {
+    /// Journey steps attributed to the stages they evidence.
+    attribution: crate::attribution::Attribution,
     engine: Engine,
     gates: Arc<Gates>,
     store: Arc<dyn Store>,
@@ -553,6 +559,25 @@ impl EngineTask {
         tracing::debug!("engine task stopped");
     }
 
+    /// Apply one stage report to the engine and publish what changed.
+    async fn apply(&mut self, report: StageReport, now: Timestamp) {
+        let funnel = report.funnel.clone();
+        let stage = report.stage.clone();
+        match self.engine.apply_report(report, now) {
+            Ok(outcome) => {
+                if let Some(slot) = self.gates.get(&funnel) {
+                    slot.stage_checked(&stage);
+                }
+                self.dirty.insert(funnel.clone());
+                self.publish_or_log(outcome, EntryKind::Decision, serde_json::Map::new(), now)
+                    .await;
+            }
+            Err(error) => {
+                tracing::warn!(funnel = %funnel, stage = %stage, %error, "report not applied")
+            }
+        }
+    }
+
     async fn handle(&mut self, command: Command) {
         let now = now();
         if !self.leading {
@@ -569,25 +594,8 @@ impl EngineTask {
                 let _ = reply.send(Ok(()));
             }
             Command::Report(report) => {
-                let funnel = report.funnel.clone();
-                let stage = report.stage.clone();
-                match self.engine.apply_report(report, now) {
-                    Ok(outcome) => {
-                        if let Some(slot) = self.gates.get(&funnel) {
-                            slot.stage_checked(&stage);
-                        }
-                        self.dirty.insert(funnel.clone());
-                        self.publish_or_log(
-                            outcome,
-                            EntryKind::Decision,
-                            serde_json::Map::new(),
-                            now,
-                        )
-                        .await;
-                    }
-                    Err(error) => {
-                        tracing::warn!(funnel = %funnel, stage = %stage, %error, "report not applied")
-                    }
+                for report in self.attribution.route(report) {
+                    self.apply(report, now).await;
                 }
             }
             Command::Tick => self.tick().await,

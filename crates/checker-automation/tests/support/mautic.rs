@@ -46,9 +46,16 @@ pub struct MauticState {
     /// Pages starting at or past this index come back empty (paging cut short).
     pub cut_at: Option<usize>,
     pub next_id: u64,
+    /// Campaign a new contact is enrolled in at once (the campaign's segment trigger).
+    pub auto_enrol: Option<u64>,
+    /// Called with every new contact (the rest of the local stack reacts to it).
+    pub on_create: Option<OnCreate>,
 }
 
 pub type Shared = Arc<Mutex<MauticState>>;
+
+/// A hook called with every new contact.
+pub type OnCreate = Arc<dyn Fn(&Value) + Send + Sync>;
 
 pub struct Mautic {
     pub server: Server,
@@ -368,6 +375,12 @@ fn route(
                 }
             }
             st.contacts.insert(id, c.clone());
+            if let Some(camp) = st.auto_enrol {
+                st.enrolments.entry(id).or_default().push(camp);
+            }
+            if let Some(hook) = st.on_create.clone() {
+                hook(&c);
+            }
             json_response(201, &json!({"contact": c}))
         }
         ("GET", ["api", "contacts", id, "campaigns"]) => {

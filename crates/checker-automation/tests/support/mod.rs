@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod hubspot;
+pub mod mailgun;
 pub mod marketo;
 pub mod mautic;
 

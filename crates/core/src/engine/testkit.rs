@@ -57,6 +57,7 @@ pub(crate) fn three_stages() -> FunnelPolicy {
 
 pub(crate) fn res(id: &str, status: ProbeStatus) -> ProbeResult {
     ProbeResult {
+        steps: Vec::new(),
         id: id.into(),
         kind: "sql".into(),
         status,
