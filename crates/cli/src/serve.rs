@@ -168,10 +168,11 @@ pub async fn up(args: UpArgs) -> CmdResult {
         .local_addrs()
         .map_err(|e| CliError::failure(format!("the coordinator has no local address: {e}")))?;
     let funnels: Vec<&str> = config.funnels.iter().map(|f| f.name.as_str()).collect();
-    let server_flag = if grpc.to_string() == "127.0.0.1:7070" {
-        String::new()
+    let server = format!("http://{grpc}");
+    let server_args: Vec<&str> = if grpc.to_string() == "127.0.0.1:7070" {
+        Vec::new()
     } else {
-        format!(" --server http://{grpc}")
+        vec!["--server", server.as_str()]
     };
     println!(
         "funnelgate up: coordinator and {} checkers in one process",
@@ -190,10 +191,12 @@ pub async fn up(args: UpArgs) -> CmdResult {
     };
     println!("  database        {db}");
     if let Some(first) = funnels.first() {
-        println!("query the gate:   funnelgate gate status {first}{server_flag}");
-        println!(
-            "wait for it:      funnelgate gate wait {first} --until open --timeout 15m{server_flag}"
-        );
+        let mut status = vec!["gate", "status", first];
+        status.extend(&server_args);
+        let mut wait = vec!["gate", "wait", first, "--until", "open", "--timeout", "15m"];
+        wait.extend(&server_args);
+        println!("query the gate:   {}", crate::hint::command(&status));
+        println!("wait for it:      {}", crate::hint::command(&wait));
         println!("or over HTTP:     curl http://{http}/v1/funnels/{first}/gate");
     }
     println!("stop with Ctrl-C");

@@ -25,6 +25,7 @@ pub mod error;
 pub mod explain;
 pub mod grpc;
 pub mod http;
+pub mod json_time;
 pub mod liveness;
 pub mod metrics;
 pub mod scheduler;
