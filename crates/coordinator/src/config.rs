@@ -116,6 +116,9 @@ fn default_http_listen() -> String {
 fn default_database() -> String {
     "funnelgate.db".to_string()
 }
+fn default_lease() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
 fn default_tick_interval() -> HumanDuration {
     HumanDuration::from_secs(5)
 }
@@ -172,10 +175,28 @@ pub struct CoordinatorSection {
     /// `host:port` of the HTTP JSON API, `/metrics`, `/healthz` and `/readyz` (default `127.0.0.1:7080`).
     #[serde(default = "default_http_listen")]
     pub http_listen: String,
-    /// SQLite database file, relative to the config file's directory (default `funnelgate.db`);
-    /// `sqlite::memory:` keeps everything in memory (lost on exit: tests and demos only).
+    /// Where state lives: a SQLite file, relative to the config file's directory (default
+    /// `funnelgate.db`; `sqlite://path` also works); `sqlite::memory:` keeps everything in memory
+    /// (lost on exit: tests and demos only); `postgres://user@host/db?sslmode=verify-full&sslrootcert=ca.pem`
+    /// selects PostgreSQL, shared by replicas with leader election.
     #[serde(default = "default_database")]
     pub database: String,
+    /// SQLite only: `normal` (default; WAL, a power loss may lose the last commits but never
+    /// corrupts) or `full` (every acknowledged write survives a power loss; slower commits).
+    #[serde(default)]
+    pub sqlite_synchronous: SqliteSynchronous,
+    /// PostgreSQL only: how long a leader may go without renewing its lease before another
+    /// replica takes over (default `10s`).
+    #[serde(default = "default_lease")]
+    pub lease: HumanDuration,
+    /// PostgreSQL only: the gRPC address other replicas and clients reach this replica at,
+    /// named by followers when they refuse writes (default: the bound `grpc_listen` address).
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// PostgreSQL only: this replica's name in `pg_stat_activity.application_name`
+    /// (`funnelgate-<node_name>`) and in the leadership table (default: host name and pid).
+    #[serde(default)]
+    pub node_name: Option<String>,
     /// How often time-based rules (staleness, grace, soak, ramp, override expiry) are
     /// re-evaluated (default `5s`).
     #[serde(default = "default_tick_interval")]
@@ -198,12 +219,28 @@ impl Default for CoordinatorSection {
             grpc_listen: default_grpc_listen(),
             http_listen: default_http_listen(),
             database: default_database(),
+            sqlite_synchronous: SqliteSynchronous::default(),
+            lease: default_lease(),
+            advertise: None,
+            node_name: None,
             tick_interval: default_tick_interval(),
             startup_timeout: default_startup_timeout(),
             max_watchers: default_max_watchers(),
             max_inflight_checks: default_max_inflight_checks(),
         }
     }
+}
+
+/// SQLite `synchronous` setting (`coordinator.sqlite_synchronous`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqliteSynchronous {
+    /// WAL with `synchronous = NORMAL`: durable across process crashes; a power loss may lose
+    /// the most recent commits (never corrupts the file).
+    #[default]
+    Normal,
+    /// `synchronous = FULL`: every commit is fsynced before it is acknowledged.
+    Full,
 }
 
 /// `[auth]`: who may change gates.
@@ -281,8 +318,11 @@ impl CheckerConfig {
 pub enum DatabaseLocation {
     /// A private in-memory database.
     InMemory,
-    /// A SQLite file.
+    /// A SQLite file (`path` or `sqlite://path`).
     File(PathBuf),
+    /// A PostgreSQL database (`postgres://…` or `postgresql://…` URL, sqlx options such as
+    /// `sslmode` and `sslrootcert` included).
+    Postgres(String),
 }
 
 // ---------------------------------------------------------------- loading
@@ -316,6 +356,10 @@ impl Config {
         if db == IN_MEMORY_DATABASE {
             return DatabaseLocation::InMemory;
         }
+        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            return DatabaseLocation::Postgres(db.to_string());
+        }
+        let db = db.strip_prefix("sqlite://").unwrap_or(db);
         let path = Path::new(db);
         if path.is_absolute() {
             return DatabaseLocation::File(path.to_path_buf());
@@ -384,7 +428,16 @@ impl Config {
         if c.database.trim().is_empty() {
             out.push(ConfigIssue::new(
                 "coordinator.database",
-                "must name a SQLite file or `sqlite::memory:`",
+                "must name a SQLite file, `sqlite::memory:` or a `postgres://` URL",
+            ));
+        }
+        if c.lease.get() < std::time::Duration::from_millis(500) {
+            out.push(ConfigIssue::new(
+                "coordinator.lease",
+                format!(
+                    "`{}` is too short: at least 500ms (renewals happen every fifth of the lease)",
+                    c.lease
+                ),
             ));
         }
         if c.tick_interval.get().is_zero() {

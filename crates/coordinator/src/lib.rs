@@ -23,9 +23,11 @@ pub mod checkers;
 pub mod config;
 pub mod error;
 pub mod explain;
+pub mod follower;
 pub mod grpc;
 pub mod http;
 pub mod json_time;
+pub mod leader;
 pub mod liveness;
 pub mod metrics;
 pub mod scheduler;
@@ -47,14 +49,14 @@ use tokio::task::JoinHandle;
 
 pub use config::{Config, ConfigError, ConfigIssue, load};
 pub use error::{CoordinatorError, ServiceError, ServiceErrorCode};
-pub use store::{SqliteStore, Store, StoreError, VerifyReport};
+pub use store::{SqlStore, SqliteStore, Store, StoreError, VerifyReport};
 
 use crate::auth::Authorizer;
 use crate::checkers::CheckerClient;
-use crate::config::DatabaseLocation;
+use crate::config::{DatabaseLocation, SqliteSynchronous};
 use crate::grpc::{ApiState, GateApi};
+use crate::leader::{Cluster, ElectionConfig};
 use crate::metrics::Metrics;
-use crate::scheduler::Scheduler;
 
 /// How long servers get to finish in-flight requests at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -172,13 +174,31 @@ pub async fn preflight(
     })
 }
 
+/// This replica's name: `coordinator.node_name`, or host name and pid.
+pub fn node_name(config: &Config) -> String {
+    config.coordinator.node_name.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "node".into());
+        format!("{host}-{}", std::process::id())
+    })
+}
+
 /// Open the configured store.
-pub async fn open_store(config: &Config) -> Result<SqliteStore, StoreError> {
+pub async fn open_store(config: &Config) -> Result<SqlStore, StoreError> {
     let location = config.database_location();
-    if let DatabaseLocation::File(path) = &location {
-        tracing::info!(path = %path.display(), "opening database");
+    match &location {
+        DatabaseLocation::File(path) => tracing::info!(path = %path.display(), "opening database"),
+        DatabaseLocation::Postgres(url) => {
+            tracing::info!(url = %store::redact_url(url), "opening database")
+        }
+        DatabaseLocation::InMemory => {}
     }
-    SqliteStore::open(&location).await
+    let options = store::StoreOptions {
+        sqlite_synchronous_full: config.coordinator.sqlite_synchronous == SqliteSynchronous::Full,
+        application_name: format!("funnelgate-{}", node_name(config)),
+    };
+    SqlStore::open_with(&location, &options).await
 }
 
 /// Run the coordinator on `listeners` until `shutdown` resolves.
@@ -199,7 +219,12 @@ pub async fn run(
             "auth.operators is empty: anyone who can reach the gRPC port may set overrides and phases"
         );
     }
-    let store: Arc<dyn Store> = Arc::new(open_store(&config).await?);
+    let sql_store = open_store(&config).await?;
+    let cluster = match sql_store.backend() {
+        store::Backend::Sqlite => Cluster::single(sql_store.fence().clone()),
+        store::Backend::Postgres => Cluster::replica(sql_store.fence().clone()),
+    };
+    let store: Arc<dyn Store> = Arc::new(sql_store.clone());
     let metrics = Arc::new(Metrics::new());
     let (gates, engine, engine_task) = state::start(
         &config.funnels,
@@ -207,6 +232,7 @@ pub async fn run(
         config.coordinator.tick_interval.get(),
         store.clone(),
         metrics.clone(),
+        cluster.clone(),
     )
     .await?;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -220,21 +246,13 @@ pub async fn run(
         watchers: AtomicUsize::new(0),
         shutdown: stop_rx.clone(),
     });
-    let supervisors = liveness::Supervisors::start(
+    // Checker liveness is watched on every replica; only the leader's scheduler acts on it.
+    let supervisors = Arc::new(liveness::Supervisors::start(
         Arc::new(config.clone()),
         &preflight.clients,
         &preflight.described,
         &preflight.unreachable,
-    );
-    let scheduler = Scheduler::start(
-        &config.funnels,
-        &preflight.clients,
-        &supervisors,
-        engine.clone(),
-        metrics.clone(),
-        config.coordinator.max_inflight_checks,
-    );
-
+    ));
     let (grpc_addr, http_addr) =
         listeners
             .local_addrs()
@@ -247,6 +265,43 @@ pub async fn run(
         let _ = rx.wait_for(|s| *s).await;
     };
     let (reporter, health_service) = funnelgate_server::health();
+    let mut background = tokio::task::JoinSet::new();
+    if cluster.is_replicated() {
+        let election = ElectionConfig {
+            url: sql_store.url().to_string(),
+            lease: config.coordinator.lease.get(),
+            node: node_name(&config),
+            address: config
+                .coordinator
+                .advertise
+                .clone()
+                .unwrap_or_else(|| grpc_addr.to_string()),
+        };
+        background.spawn(leader::run_election(
+            cluster.clone(),
+            election.clone(),
+            stop_rx.clone(),
+        ));
+        background.spawn(follower::run_sync(
+            sql_store.url().to_string(),
+            election,
+            engine.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    let role_task = tokio::spawn(follower::control_role(
+        cluster.clone(),
+        follower::Scheduling {
+            funnels: config.funnels.clone(),
+            clients: preflight.clients.clone(),
+            liveness: supervisors.clone(),
+            max_inflight: config.coordinator.max_inflight_checks,
+        },
+        engine.clone(),
+        metrics.clone(),
+        reporter.clone(),
+        stop_rx.clone(),
+    ));
     let routes = tonic::service::Routes::new(GateApi::new(api.clone()).into_server());
     let limits = funnelgate_server::ServeLimits {
         drain_timeout: DRAIN_TIMEOUT,
@@ -296,8 +351,12 @@ pub async fn run(
     }
 
     let _ = stop_tx.send(true);
-    scheduler.stop().await;
-    supervisors.stop().await;
+    // The role task stops the scheduler; the election releases leadership.
+    let _ = role_task.await;
+    while background.join_next().await.is_some() {}
+    if let Ok(supervisors) = Arc::try_unwrap(supervisors) {
+        supervisors.stop().await;
+    }
     engine.shutdown().await;
     if let Err(e) = engine_task.await {
         failure.get_or_insert(CoordinatorError::Task {

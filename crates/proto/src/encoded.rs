@@ -127,6 +127,13 @@ mod tests {
     /// a map, nested timestamps and durations, and an override.
     fn decision() -> pb::GateDecision {
         let probe = pb::ProbeResult {
+            journey_steps: vec![pb::JourneyStep {
+                name: "crm_record".into(),
+                stage: "crm".into(),
+                status: pb::ProbeStatus::Fail as i32,
+                duration: None,
+                message: "not in the crm".into(),
+            }],
             id: "spf".into(),
             kind: "dns.spf".into(),
             status: pb::ProbeStatus::Fail as i32,
@@ -185,6 +192,7 @@ mod tests {
                 reason: "incident 42".into(),
                 until: ts(1_700_003_600),
                 created_at: ts(1_700_000_000),
+                percent: None,
             }),
             advice: String::new(),
             config_hash: "0123abcd".into(),

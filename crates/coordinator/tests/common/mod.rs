@@ -281,7 +281,7 @@ pub fn stage(name: &str, interval: &str, probes: Vec<ProbeSpec>) -> StagePolicy 
     s.interval = HumanDuration(funnelgate_core::time::parse_duration(interval).unwrap());
     s.stale_after = HumanDuration::from_secs(30);
     // one WARN out of one probe scores 50: let that be DEGRADED, not FAILING
-    s.min_score = 40.0;
+    s.min_score = Some(40.0);
     s.probes = probes;
     s
 }
