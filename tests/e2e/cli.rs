@@ -328,6 +328,14 @@ async fn probe_list_and_run() {
     .unwrap();
     assert_eq!(r.code, 0, "PASS exits 0: {r:?}");
     assert!(r.stdout.starts_with("PASS sql"), "{r:?}");
+    // No thresholds: nothing judged, so informational (never PASS), the value with its unit.
+    let r = cli(&["probe", "run", "--kind", "sql", "--params", &params], &[])
+        .await
+        .unwrap();
+    assert_eq!(r.code, 0, "informational exits 0: {r:?}");
+    assert!(r.stdout.starts_with("INFO sql  value 60%"), "{r:?}");
+    assert!(!r.stdout.contains("PASS"), "{r:?}");
+    assert!(r.stdout.contains("informational: measured 60"), "{r:?}");
     let broken =
         serde_json::json!({"sqlite_path": db, "query": "SELECT nope FROM nowhere"}).to_string();
     let r = cli(&["probe", "run", "--kind", "sql", "--params", &broken], &[])

@@ -18,7 +18,7 @@ use funnelgate_checker_esp::spf_eval::{self, Identity};
 use hickory_resolver::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_resolver::proto::rr::rdata::{A, AAAA, CNAME, MX, PTR, TXT};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
-use serde_yaml::Value;
+use serde_norway::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Cases we answer differently from the suite on purpose: (case id, why). Each is explained in
@@ -108,7 +108,7 @@ fn yaml_scalar(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
-        other => serde_yaml::to_string(other).unwrap().trim().to_string(),
+        other => serde_norway::to_string(other).unwrap().trim().to_string(),
     }
 }
 
@@ -297,7 +297,7 @@ fn suite() -> Vec<(String, Zone, Vec<Case>)> {
         .join("tests/data/rfc7208/rfc7208-tests.yml");
     let text = std::fs::read_to_string(&path).unwrap();
     let mut out = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
+    for doc in serde_norway::Deserializer::from_str(&text) {
         let v = Value::deserialize(doc).unwrap();
         let scenario = yaml_scalar(&v["description"]);
         let zone = load_zone(&v["zonedata"]);

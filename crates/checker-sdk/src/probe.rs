@@ -13,7 +13,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::secrets::SecretStore;
+use crate::secrets::{SecretError, SecretStore};
 
 /// Why a probe could not measure. Its message is shown to users: say what and why, lowercase,
 /// and never include a secret.
@@ -67,6 +67,16 @@ impl ProbeError {
     }
 }
 
+/// A bad secret name is a params error; a secret that is not there is permanent.
+impl From<SecretError> for ProbeError {
+    fn from(e: SecretError) -> Self {
+        match e {
+            SecretError::InvalidName { message } => ProbeError::params(message),
+            SecretError::Unavailable { message } => ProbeError::permanent(message),
+        }
+    }
+}
+
 /// What a probe run gets: its spec, secrets (by name), a shared HTTP client.
 #[derive(Clone)]
 pub struct ProbeContext {
@@ -90,7 +100,7 @@ impl ProbeContext {
     /// error saying where it was looked for (never its value).
     pub fn secret(&self) -> Result<SecretString, ProbeError> {
         match &self.spec.secret {
-            Some(name) => self.secrets.get(name),
+            Some(name) => self.secrets.get(name).map_err(ProbeError::from),
             None => Err(ProbeError::params(format!(
                 "probe `{}` of kind `{}` needs a `secret` naming its credentials",
                 self.spec.id, self.spec.kind

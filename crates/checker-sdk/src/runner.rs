@@ -633,6 +633,33 @@ pub fn judge(
             badness = 1.0;
             Some(ProbeStatus::Error)
         }
+        // No thresholds and no verdict of the probe's own: nothing was judged, so it is never
+        // PASS. Observed, it is informational (NO_DATA: "measured, nothing to judge", with the
+        // value and its unit); enforced, it is refused (ERROR saying how to fix the spec).
+        Some(v) if spec.thresholds.is_empty() && m.verdict.is_none() => {
+            let shown = format_value(v, &unit);
+            let shown = if matches!(
+                unit.as_str(),
+                "" | "percent" | "%" | "bool" | "ms" | "s" | "hours" | "days"
+            ) {
+                shown
+            } else {
+                format!("{shown} {unit}")
+            };
+            badness = 1.0;
+            if spec.mode == funnelgate_core::ProbeMode::Observe {
+                prefix = format!("informational: measured {shown}; no thresholds, nothing judged");
+                Some(ProbeStatus::NoData)
+            } else {
+                prefix = format!(
+                    "refused: measured {shown}, but this enforced probe has no thresholds and \
+                     kind `{}` has no defaults, so it judges nothing; add thresholds (e.g. \
+                     `fail_below`) or set `mode = \"observe\"` to only record the value",
+                    spec.kind
+                );
+                Some(ProbeStatus::Error)
+            }
+        }
         Some(v) => {
             let j = spec.thresholds.judge(v);
             threshold = j.threshold;
@@ -721,8 +748,12 @@ mod tests {
     use super::*;
     use crate::probe::TypedFactory;
 
+    /// A spec judged by a threshold every value of the fake probes passes (a spec without
+    /// thresholds judges nothing: see `kind_defaults_apply_only_when_the_spec_sets_no_thresholds`).
     fn spec(id: &str, kind: &str) -> ProbeSpec {
-        ProbeSpec::new(id, kind)
+        let mut s = ProbeSpec::new(id, kind);
+        s.thresholds.fail_below = Some(-1e12);
+        s
     }
 
     fn below(warn: f64, fail: f64) -> Thresholds {
@@ -1257,6 +1288,7 @@ mod tests {
     async fn kind_defaults_apply_only_when_the_spec_sets_no_thresholds() {
         let runner = runner_with(Arc::new(Shared::default()));
         let mut s = spec("d", "fake.defaults");
+        s.thresholds = Thresholds::default();
         s.params = serde_json::json!({"value": 50.0});
         let r = runner.run_one(s.clone()).await;
         assert_eq!(r.status, ProbeStatus::Fail, "{}", r.message);
@@ -1271,13 +1303,36 @@ mod tests {
             r.message
         );
 
+        // no defaults, no thresholds: nothing is judged, so never PASS
         let mut plain = spec("p", "fake");
+        plain.thresholds = Thresholds::default();
         plain.params = serde_json::json!({"value": 50.0});
+        let r = runner.run_one(plain.clone()).await;
+        assert_eq!(
+            r.status,
+            ProbeStatus::Error,
+            "enforced without thresholds is refused: {}",
+            r.message
+        );
+        assert!(
+            r.message.starts_with("refused: measured 50"),
+            "{}",
+            r.message
+        );
+        assert!(r.message.contains("add thresholds"), "{}", r.message);
+        assert_eq!(r.value, Some(50.0), "the value is still reported");
+
+        plain.mode = funnelgate_core::ProbeMode::Observe;
         let r = runner.run_one(plain).await;
         assert_eq!(
             r.status,
-            ProbeStatus::Pass,
-            "no defaults, no thresholds: {}",
+            ProbeStatus::NoData,
+            "observed: informational: {}",
+            r.message
+        );
+        assert!(
+            r.message.starts_with("informational: measured 50"),
+            "{}",
             r.message
         );
     }

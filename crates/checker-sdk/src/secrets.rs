@@ -8,7 +8,26 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
-use crate::probe::ProbeError;
+/// Why a secret could not be resolved (never its value). A probe sees it as a `ProbeError`
+/// (`From` in `probe.rs`: this module depends on nothing else of the SDK).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    /// The name itself is not a valid secret name.
+    #[error("{message}")]
+    InvalidName { message: String },
+    /// Not set anywhere, or not readable.
+    #[error("{message}")]
+    Unavailable { message: String },
+}
+
+impl SecretError {
+    /// The message shown to users.
+    pub fn message(&self) -> &str {
+        match self {
+            SecretError::InvalidName { message } | SecretError::Unavailable { message } => message,
+        }
+    }
+}
 
 /// Where secrets come from. Cheap to clone.
 #[derive(Clone, Default)]
@@ -47,11 +66,11 @@ impl SecretStore {
     }
 
     /// Resolve a secret by name: environment first, then `<dir>/<NAME>` (trailing newline trimmed).
-    pub fn get(&self, name: &str) -> Result<SecretString, ProbeError> {
+    pub fn get(&self, name: &str) -> Result<SecretString, SecretError> {
         if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
-            return Err(ProbeError::params(format!(
-                "`{name}` is not a valid secret name"
-            )));
+            return Err(SecretError::InvalidName {
+                message: format!("`{name}` is not a valid secret name"),
+            });
         }
         if let Some(v) = self.env.get(name) {
             return Ok(SecretString::from(v.clone()));
@@ -66,10 +85,9 @@ impl SecretStore {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    return Err(ProbeError::permanent(format!(
-                        "secret `{name}`: cannot read {}: {e}",
-                        path.display()
-                    )));
+                    return Err(SecretError::Unavailable {
+                        message: format!("secret `{name}`: cannot read {}: {e}", path.display()),
+                    });
                 }
             }
         }
@@ -77,9 +95,9 @@ impl SecretStore {
             Some(d) => format!("{SECRET_ENV_PREFIX}{name} or {}", d.join(name).display()),
             None => format!("{SECRET_ENV_PREFIX}{name}"),
         };
-        Err(ProbeError::permanent(format!(
-            "secret `{name}` is not set (looked for {place})"
-        )))
+        Err(SecretError::Unavailable {
+            message: format!("secret `{name}` is not set (looked for {place})"),
+        })
     }
 }
 
@@ -105,7 +123,7 @@ mod tests {
         let s = SecretStore::new(Vec::new(), Some(PathBuf::from("/run/secrets")));
         let e = s.get("SENDGRID").unwrap_err();
         assert!(
-            e.message
+            e.message()
                 .contains("FUNNELGATE_SECRET_SENDGRID or /run/secrets/SENDGRID"),
             "{e}"
         );

@@ -74,7 +74,13 @@ pub async fn run(cmd: ConfigCmd) -> CmdResult {
                         .any(|i| i.reason.contains("has no [checkers."))
                 {
                     eprintln!(
-                        "hint: a config for `funnelgate up` lists no checkers: validate it with --up"
+                        "hint: a config for `up` lists no checkers: validate it with `{}`",
+                        crate::hint::command(&[
+                            "config",
+                            "validate",
+                            &file.display().to_string(),
+                            "--up"
+                        ])
                     );
                 }
                 return Ok(code);

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::client::{self, DEFAULT_SERVER, Target, call, request};
 use crate::exit::{self, CliError, CmdResult};
 use crate::render::{self, Output};
-use crate::watch;
+use crate::watch::{self, Until};
 
 /// Options shared by every `gate` command.
 #[derive(Args, Clone, Debug)]
@@ -131,15 +131,6 @@ pub enum GateCmd {
         #[arg(long, default_value = "")]
         reason: String,
     },
-}
-
-/// What `gate wait` waits for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Until {
-    /// The gate is OPEN.
-    Open,
-    /// The gate is OPEN or HOLDs (a pilot share is allowed).
-    NotClosed,
 }
 
 /// An override's state.

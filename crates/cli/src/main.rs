@@ -8,6 +8,7 @@ mod client;
 mod config_cmd;
 mod exit;
 mod gate;
+mod hint;
 mod plugins;
 mod probe_cmd;
 mod quickstart;
@@ -29,8 +30,10 @@ use crate::exit::CliError;
 /// gate with `funnelgate gate status <funnel>`; gate a CI/CD pipeline with
 /// `funnelgate gate wait <funnel> --until open --timeout 15m`.
 ///
-/// Try it offline in a minute: `funnelgate quickstart init demo`, then
-/// `funnelgate up --config demo/funnelgate.toml` (docs: docs/cli.md, examples/quickstart).
+/// Try it offline: `funnelgate quickstart init demo`, then
+/// `funnelgate up --config demo/funnelgate.toml` (seconds with a built binary; building it from
+/// source the first time — `scripts/quickstart.sh` — takes about ten minutes on two cores).
+/// Docs: docs/cli.md, examples/quickstart.
 #[derive(Parser, Debug)]
 #[command(name = "funnelgate", version, after_help = exit::HELP_TABLE, disable_help_subcommand = true)]
 struct Cli {

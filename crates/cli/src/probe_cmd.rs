@@ -89,9 +89,19 @@ pub async fn run(cmd: ProbeCmd) -> CmdResult {
                     .normalize_params(&params)
                     .map_err(|e| CliError::usage(e.message))?;
             }
+            // Without thresholds (given or the kind's defaults) the probe judges nothing: run
+            // it as an observation, reported as informational (never PASS).
+            let informational = thresholds.is_empty()
+                && registry
+                    .get(&kind)
+                    .and_then(|f| f.default_thresholds())
+                    .is_none();
             let mut spec = ProbeSpec::new("cli", kind);
             spec.params = params;
             spec.thresholds = thresholds;
+            if informational {
+                spec.mode = funnelgate_core::ProbeMode::Observe;
+            }
             spec.min_sample = min_sample;
             spec.timeout = HumanDuration(timeout);
             spec.secret = secret;
@@ -104,10 +114,12 @@ pub async fn run(cmd: ProbeCmd) -> CmdResult {
                     let v = serde_json::to_value(&result).unwrap_or(Value::Null);
                     outln!("{}", crate::render::json_string(&v));
                 }
-                Output::Text => outln!("{}", result_text(&result)),
+                Output::Text => outln!("{}", result_text(&result, informational)),
             }
             Ok(match result.status {
                 ProbeStatus::Pass | ProbeStatus::Warn | ProbeStatus::Skipped => exit::OK,
+                // measured, nothing to judge: informational
+                ProbeStatus::NoData if informational && result.value.is_some() => exit::OK,
                 ProbeStatus::NoData => exit::HOLD,
                 ProbeStatus::Fail => exit::CLOSED,
                 ProbeStatus::Error => exit::UNAVAILABLE,
@@ -147,16 +159,34 @@ fn kinds_of(p: &Plugin) -> Vec<String> {
     p.registry().kinds().map(|f| f.kind().to_string()).collect()
 }
 
-fn result_text(r: &funnelgate_core::ProbeResult) -> String {
-    let mut s = format!("{} {}", r.status, r.kind);
+/// A value with its unit: `60%`, `72 hours`, `3 count`, `true`.
+fn with_unit(v: f64, unit: &str) -> String {
+    let n = if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    };
+    match unit {
+        "percent" | "%" => format!("{n}%"),
+        "bool" => (if v != 0.0 { "true" } else { "false" }).to_string(),
+        "" => n,
+        u => format!("{n} {u}"),
+    }
+}
+
+fn result_text(r: &funnelgate_core::ProbeResult, informational: bool) -> String {
+    let status = if informational && r.status == ProbeStatus::NoData && r.value.is_some() {
+        "INFO".to_string()
+    } else {
+        r.status.to_string()
+    };
+    let mut s = format!("{status} {}", r.kind);
     if let Some(v) = r.value {
-        s.push_str(&format!("  value {v}"));
-        if !r.unit.is_empty() {
-            s.push_str(&format!(" {}", r.unit));
-        }
+        s.push_str(&format!("  value {}", with_unit(v, &r.unit)));
     }
     if let Some(t) = r.threshold {
-        s.push_str(&format!("  threshold {t}"));
+        s.push_str(&format!("  threshold {}", with_unit(t, &r.unit)));
     }
     if let Some(n) = r.sample_size {
         s.push_str(&format!("  n={n}"));

@@ -44,9 +44,12 @@ pub fn decision_json(d: &pb::GateDecision) -> Result<Value, CliError> {
     Ok(v)
 }
 
-/// Pretty-printed JSON (serde_json cannot fail on a `Value`).
+/// Pretty-printed JSON (serde_json cannot fail on a `Value`), every timestamp as RFC 3339 UTC
+/// (the one format of every JSON answer, HTTP and CLI alike).
 pub fn json_string(v: &Value) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+    let mut v = v.clone();
+    funnelgate_coordinator::json_time::rfc3339_timestamps(&mut v);
+    serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
 }
 
 /// The gate state of a wire decision (`UNSPECIFIED` reads as CLOSED: never open by accident).
@@ -117,9 +120,148 @@ pub fn one_line(d: &core::GateDecision) -> String {
     s
 }
 
-/// The full text view of a decision (`gate status`, `gate check`).
+/// A stage in a marketer's words.
+fn stage_words(stage: &str) -> String {
+    match stage {
+        "crm" => "the CRM".to_string(),
+        "automation" => "marketing automation".to_string(),
+        "esp" => "the email service provider".to_string(),
+        "analytics" => "web analytics".to_string(),
+        other => format!("the {other} stage"),
+    }
+}
+
+/// The probe's description at the end of an engine message (`… (share of new leads …)`).
+fn trailing_description(message: &str) -> Option<&str> {
+    let body = message.strip_suffix(')')?;
+    let mut depth = 0usize;
+    for (i, c) in body.char_indices().rev() {
+        match c {
+            ')' => depth += 1,
+            '(' if depth == 0 => return Some(body[i + 1..].trim()).filter(|s| !s.is_empty()),
+            '(' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A number as a marketer reads it, with `%` when the engine's message shows it as a percentage.
+fn plain_number(v: f64, message: &str) -> String {
+    let percent =
+        message.contains(&format!("{v:.1}%")) || message.contains(&format!("{}%", num(v)));
+    let rounded = if v.abs() >= 10.0 {
+        v.round()
+    } else {
+        (v * 10.0).round() / 10.0
+    };
+    if percent {
+        format!("{}%", num(rounded))
+    } else {
+        num(rounded)
+    }
+}
+
+/// What is wrong, in a marketer's words, from the head of the remediation list or the reasons.
+fn plain_problem(d: &core::GateDecision) -> String {
+    if let Some(r) = d.remediation.first() {
+        let place = stage_words(&r.stage);
+        let what = trailing_description(&r.message)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("the check `{}`", r.probe));
+        return match (r.status, r.value, r.threshold) {
+            (core::ProbeStatus::Fail | core::ProbeStatus::Warn, Some(v), Some(t)) => {
+                let (how, need) = if v < t {
+                    ("too low", "at least")
+                } else {
+                    ("too high", "at most")
+                };
+                format!(
+                    "in {place}, {what} is {how} ({}, needs {need} {})",
+                    plain_number(v, &r.message),
+                    plain_number(t, &r.message)
+                )
+            }
+            (core::ProbeStatus::Error, ..) => {
+                format!("funnelgate cannot measure {what} in {place}")
+            }
+            (core::ProbeStatus::NoData, ..) => {
+                format!("there is no data yet for {what} in {place}")
+            }
+            _ => format!("in {place}, {what} needs attention"),
+        };
+    }
+    let Some(r) = d.reasons.first() else {
+        return "nothing is known about the funnel yet".to_string();
+    };
+    let place = r
+        .stage
+        .as_deref()
+        .map(stage_words)
+        .unwrap_or_else(|| "the funnel".to_string());
+    match r.code {
+        core::ReasonCode::Unreachable => {
+            format!(
+                "funnelgate cannot reach the checker of {place}, so nobody can tell if it works"
+            )
+        }
+        core::ReasonCode::Stale => format!("the last check of {place} is too old to trust"),
+        core::ReasonCode::UnknownGraceExceeded => {
+            format!("{place} has not been checked successfully for too long")
+        }
+        core::ReasonCode::NotYetEvaluated => {
+            "funnelgate is still running its first checks of the funnel".to_string()
+        }
+        core::ReasonCode::Soaking => {
+            "the funnel looks healthy; funnelgate watches it a little longer before allowing more"
+                .to_string()
+        }
+        core::ReasonCode::ProofPending => {
+            "the funnel works, but it has not yet shown a conversion end to end".to_string()
+        }
+        core::ReasonCode::Closing => format!("{place} has started failing"),
+        core::ReasonCode::Overridden => "an operator set the gate by hand".to_string(),
+        _ => format!("something in {place} needs attention"),
+    }
+}
+
+/// One plain sentence a marketing lead understands, e.g. "Don't start paid campaigns yet: in
+/// the CRM, share of new leads assigned to a sales rep is too low (60%, needs at least 90%)."
+pub fn plain_sentence(d: &core::GateDecision) -> String {
+    let operating = d.phase == core::Phase::Operate;
+    let pct = d.allowed_rollout_percent;
+    let mut s = match d.state {
+        core::GateState::Open if pct >= 100 => {
+            "Paid campaigns can run at full budget: every stage of the funnel checks out"
+                .to_string()
+        }
+        core::GateState::Open => format!(
+            "Paid campaigns can run at {pct}% of the planned traffic: the funnel checks out and              the share grows step by step while it stays healthy"
+        ),
+        core::GateState::Hold if pct == 0 => {
+            format!("Don't start paid campaigns yet: {}", plain_problem(d))
+        }
+        core::GateState::Hold => format!(
+            "Keep paid campaigns at {pct}% of the planned traffic for now: {}",
+            plain_problem(d)
+        ),
+        core::GateState::Closed if operating => {
+            format!("Pause paid campaigns: {}", plain_problem(d))
+        }
+        core::GateState::Closed => format!("Don't start paid campaigns yet: {}", plain_problem(d)),
+    };
+    if let Some(o) = &d.override_ {
+        let _ = write!(s, " (set by hand by {}: {})", o.actor, o.reason);
+    }
+    s.push('.');
+    s
+}
+
+/// The full text view of a decision (`gate status`, `gate check`): the plain sentence first,
+/// then the details for engineers.
 pub fn decision_text(d: &core::GateDecision, sequence: u64) -> String {
     let mut s = String::new();
+    let _ = writeln!(s, "{}\n", plain_sentence(d));
     let _ = writeln!(
         s,
         "{}: {} — {}% of traffic allowed (phase {}, since {}, {})",
@@ -192,6 +334,7 @@ pub fn decision_text(d: &core::GateDecision, sequence: u64) -> String {
 /// The evidence tree of `gate explain`.
 pub fn explain_text(d: &core::GateDecision, explanation: &[String]) -> String {
     let mut s = String::new();
+    let _ = writeln!(s, "{}\n", plain_sentence(d));
     let _ = writeln!(s, "{}", one_line(d));
     if !explanation.is_empty() {
         let _ = writeln!(s, "\nhow the decision was made:");
@@ -323,6 +466,71 @@ pub const RECORD_HEADER: &str = "   seq  recorded at               kind      sta
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decision(state: core::GateState, pct: u32) -> core::GateDecision {
+        let t = core::Timestamp::from_millis(0);
+        core::GateDecision {
+            funnel: "acme".into(),
+            state,
+            underlying_state: state,
+            allowed_rollout_percent: pct,
+            blocking_stage: None,
+            phase: core::Phase::Build,
+            reasons: Vec::new(),
+            remediation: Vec::new(),
+            stages: Vec::new(),
+            since: t,
+            evaluated_at: t,
+            override_: None,
+            advice: None,
+        }
+    }
+
+    #[test]
+    fn a_marketer_reads_one_plain_sentence() {
+        let mut d = decision(core::GateState::Closed, 0);
+        d.remediation.push(core::RemediationItem {
+            stage: "crm".into(),
+            probe: "leads-have-owner".into(),
+            status: core::ProbeStatus::Fail,
+            badness: 1.0,
+            message: "crm: probe `leads-have-owner` FAIL: 60.0% below fail threshold 90.0% (share of new leads (30 days) assigned to a sales rep)".into(),
+            value: Some(60.0),
+            threshold: Some(90.0),
+        });
+        assert_eq!(
+            plain_sentence(&d),
+            "Don't start paid campaigns yet: in the CRM, share of new leads (30 days) assigned to a sales rep is too low (60%, needs at least 90%)."
+        );
+        let text = decision_text(&d, 3);
+        assert!(text.starts_with("Don't start paid campaigns yet"), "{text}");
+        assert!(
+            text.contains("\n\nacme: CLOSED — 0% of traffic allowed"),
+            "{text}"
+        );
+
+        let mut open = decision(core::GateState::Open, 10);
+        assert!(
+            plain_sentence(&open)
+                .starts_with("Paid campaigns can run at 10% of the planned traffic")
+        );
+        open.allowed_rollout_percent = 100;
+        assert!(plain_sentence(&open).starts_with("Paid campaigns can run at full budget"));
+
+        let mut hold = decision(core::GateState::Hold, 5);
+        hold.reasons.push(core::Reason {
+            code: core::ReasonCode::Unreachable,
+            stage: Some("esp".into()),
+            probe: None,
+            value: None,
+            threshold: None,
+            message: "esp: checker could not be reached".into(),
+        });
+        assert_eq!(
+            plain_sentence(&hold),
+            "Keep paid campaigns at 5% of the planned traffic for now: funnelgate cannot reach the checker of the email service provider, so nobody can tell if it works."
+        );
+    }
 
     #[test]
     fn numbers_print_short() {

@@ -168,10 +168,11 @@ pub async fn up(args: UpArgs) -> CmdResult {
         .local_addrs()
         .map_err(|e| CliError::failure(format!("the coordinator has no local address: {e}")))?;
     let funnels: Vec<&str> = config.funnels.iter().map(|f| f.name.as_str()).collect();
-    let server_flag = if grpc.to_string() == "127.0.0.1:7070" {
-        String::new()
+    let server = format!("http://{grpc}");
+    let server_args: Vec<&str> = if grpc.to_string() == "127.0.0.1:7070" {
+        Vec::new()
     } else {
-        format!(" --server http://{grpc}")
+        vec!["--server", server.as_str()]
     };
     outln!(
         "funnelgate up: coordinator and {} checkers in one process",
@@ -191,10 +192,12 @@ pub async fn up(args: UpArgs) -> CmdResult {
     };
     outln!("  database        {db}");
     if let Some(first) = funnels.first() {
-        outln!("query the gate:   funnelgate gate status {first}{server_flag}");
-        outln!(
-            "wait for it:      funnelgate gate wait {first} --until open --timeout 15m{server_flag}"
-        );
+        let mut status = vec!["gate", "status", first];
+        status.extend(&server_args);
+        let mut wait = vec!["gate", "wait", first, "--until", "open", "--timeout", "15m"];
+        wait.extend(&server_args);
+        outln!("query the gate:   {}", crate::hint::command(&status));
+        outln!("wait for it:      {}", crate::hint::command(&wait));
         outln!("or over HTTP:     curl http://{http}/v1/funnels/{first}/gate");
     }
     outln!("stop with Ctrl-C");

@@ -12,8 +12,16 @@ use tokio_stream::StreamExt;
 
 use crate::client::{self, Target};
 use crate::exit::{self, CliError, CmdResult};
-use crate::gate::Until;
 use crate::render::{self, Output};
+
+/// What `gate wait` waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Until {
+    /// The gate is OPEN.
+    Open,
+    /// The gate is OPEN or HOLDs (a pilot share is allowed).
+    NotClosed,
+}
 
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);

@@ -1,6 +1,8 @@
 //! The HTTP front end (axum): gate JSON for Argo Rollouts' web metric provider, curl and CI;
 //! `/metrics` for Prometheus; `/healthz` and `/readyz` for orchestrators.
 //!
+//! Every timestamp in a reply is RFC 3339 UTC with `Z` ([`crate::json_time`]).
+//!
 //! `GET /v1/funnels/{funnel}/gate` answers the core `GateDecision` as JSON plus `config_hash` and
 //! `sequence`; its top-level `state` is `"OPEN"`, `"HOLD"` or `"CLOSED"` and
 //! `allowed_rollout_percent` a number, so an Argo `AnalysisTemplate` can use
@@ -16,7 +18,6 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::error::ServiceError;
-use crate::explain::format_timestamp;
 use crate::grpc::ApiState;
 
 /// Content type of `/metrics` (prometheus-client writes OpenMetrics text).
@@ -80,8 +81,7 @@ async fn list_funnels(State(state): State<Arc<ApiState>>) -> Json<serde_json::Va
                 "allowed_rollout_percent": d.allowed_rollout_percent,
                 "blocking_stage": d.blocking_stage,
                 "phase": d.phase,
-                "since": d.since,
-                "since_rfc3339": format_timestamp(d.since),
+                "since": d.since.to_string(),
                 "sequence": p.sequence,
             })
         })

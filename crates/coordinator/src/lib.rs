@@ -27,6 +27,7 @@ pub mod explain;
 pub mod follower;
 pub mod grpc;
 pub mod http;
+pub mod json_time;
 pub mod leader;
 pub mod liveness;
 pub mod metrics;

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use funnelgate_proto::pb;
-use rand::Rng;
+use rand::RngExt;
 use tokio::sync::watch;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use funnelgate_core::{CheckFailure, FunnelPolicy, StageReport, Timestamp};
 use funnelgate_proto::pb;
-use rand::Rng;
+use rand::RngExt;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;

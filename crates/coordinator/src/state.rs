@@ -72,7 +72,8 @@ impl Published {
     }
 
     /// The HTTP JSON form: the core decision (compact: without probe results and with the head
-    /// of the remediation list; or full) plus `config_hash` and `sequence`. Computed once.
+    /// of the remediation list; or full) plus `config_hash` and `sequence`, its timestamps in
+    /// RFC 3339 UTC ([`crate::json_time`]). Computed once.
     pub fn json(&self, full: bool) -> Arc<[u8]> {
         let cell = if full {
             &self.full_json
@@ -88,6 +89,7 @@ impl Published {
             };
             let mut value =
                 serde_json::to_value(&decision).unwrap_or_else(|_| serde_json::json!({}));
+            crate::json_time::rfc3339_timestamps(&mut value);
             if let Some(map) = value.as_object_mut() {
                 map.insert("config_hash".into(), self.config_hash.to_string().into());
                 map.insert("sequence".into(), self.sequence.into());

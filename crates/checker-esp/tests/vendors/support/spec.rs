@@ -124,7 +124,7 @@ pub fn read_spec_file(rel: &str) -> (String, Value) {
         )
     });
     let value = if rel.ends_with(".yaml") || rel.ends_with(".yml") {
-        let y: serde_yaml::Value = serde_yaml::from_str(&text)
+        let y: serde_norway::Value = serde_norway::from_str(&text)
             .unwrap_or_else(|e| panic!("vendor spec {} is not valid yaml: {e}", path.display()));
         yaml_to_json(y)
     } else {
@@ -134,11 +134,11 @@ pub fn read_spec_file(rel: &str) -> (String, Value) {
     (rel.to_string(), value)
 }
 
-fn yaml_to_json(y: serde_yaml::Value) -> Value {
+fn yaml_to_json(y: serde_norway::Value) -> Value {
     match y {
-        serde_yaml::Value::Null => Value::Null,
-        serde_yaml::Value::Bool(b) => Value::Bool(b),
-        serde_yaml::Value::Number(n) => {
+        serde_norway::Value::Null => Value::Null,
+        serde_norway::Value::Bool(b) => Value::Bool(b),
+        serde_norway::Value::Number(n) => {
             if let Some(i) = n.as_i64() {
                 json!(i)
             } else if let Some(u) = n.as_u64() {
@@ -147,22 +147,22 @@ fn yaml_to_json(y: serde_yaml::Value) -> Value {
                 json!(n.as_f64().unwrap_or(0.0))
             }
         }
-        serde_yaml::Value::String(s) => Value::String(s),
-        serde_yaml::Value::Sequence(s) => Value::Array(s.into_iter().map(yaml_to_json).collect()),
-        serde_yaml::Value::Mapping(m) => {
+        serde_norway::Value::String(s) => Value::String(s),
+        serde_norway::Value::Sequence(s) => Value::Array(s.into_iter().map(yaml_to_json).collect()),
+        serde_norway::Value::Mapping(m) => {
             let mut out = Map::new();
             for (k, v) in m {
                 let key = match k {
-                    serde_yaml::Value::String(s) => s,
-                    serde_yaml::Value::Number(n) => n.to_string(),
-                    serde_yaml::Value::Bool(b) => b.to_string(),
+                    serde_norway::Value::String(s) => s,
+                    serde_norway::Value::Number(n) => n.to_string(),
+                    serde_norway::Value::Bool(b) => b.to_string(),
                     other => format!("{other:?}"),
                 };
                 out.insert(key, yaml_to_json(v));
             }
             Value::Object(out)
         }
-        serde_yaml::Value::Tagged(t) => yaml_to_json(t.value),
+        serde_norway::Value::Tagged(t) => yaml_to_json(t.value),
     }
 }
 
