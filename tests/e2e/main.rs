@@ -9,6 +9,7 @@ mod cli;
 mod cluster;
 mod python;
 mod quickstart;
+mod robustness;
 
 use std::path::Path;
 

@@ -8,6 +8,7 @@ mod gate;
 mod plugins;
 mod probe_cmd;
 mod quickstart;
+mod quickstart_site;
 mod render;
 mod serve;
 mod watch;

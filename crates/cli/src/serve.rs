@@ -187,6 +187,7 @@ pub async fn up(args: UpArgs) -> CmdResult {
     let db = match config.database_location() {
         DatabaseLocation::InMemory => "in memory (lost on exit)".to_string(),
         DatabaseLocation::File(p) => p.display().to_string(),
+        DatabaseLocation::Postgres(url) => funnelgate_coordinator::store::redact_url(&url),
     };
     println!("  database        {db}");
     if let Some(first) = funnels.first() {

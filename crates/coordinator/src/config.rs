@@ -32,6 +32,9 @@ pub struct ConfigIssue {
     pub key: String,
     /// What is wrong and, where possible, how to fix it.
     pub reason: String,
+    /// The environment variable the offending value came from (`FUNNELGATE__…`), when it did
+    /// not come from the file: messages then name the variable instead of the file.
+    pub env_var: Option<String>,
 }
 
 impl ConfigIssue {
@@ -40,7 +43,16 @@ impl ConfigIssue {
         ConfigIssue {
             key: key.into(),
             reason: reason.into(),
+            env_var: None,
         }
+    }
+
+    /// Attribute the issue to `env_var` if its key was set by that override variable.
+    fn attribute(mut self, overrides: &BTreeMap<String, String>) -> Self {
+        if self.env_var.is_none() {
+            self.env_var = overrides.get(&self.key).cloned();
+        }
+        self
     }
 }
 
@@ -79,10 +91,14 @@ impl fmt::Display for ConfigError {
             if i > 0 {
                 f.write_str("\n")?;
             }
+            let origin = match &issue.env_var {
+                Some(var) => format!("environment variable {var}"),
+                None => self.file.clone(),
+            };
             if issue.key.is_empty() {
-                write!(f, "{}: {}", self.file, issue.reason)?;
+                write!(f, "{origin}: {}", issue.reason)?;
             } else {
-                write!(f, "{}: {}: {}", self.file, issue.key, issue.reason)?;
+                write!(f, "{origin}: {}: {}", issue.key, issue.reason)?;
             }
         }
         Ok(())
@@ -100,11 +116,14 @@ fn default_http_listen() -> String {
 fn default_database() -> String {
     "funnelgate.db".to_string()
 }
+fn default_lease() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
 fn default_tick_interval() -> HumanDuration {
     HumanDuration::from_secs(5)
 }
 fn default_startup_timeout() -> HumanDuration {
-    HumanDuration::from_secs(30)
+    HumanDuration::from_secs(10)
 }
 fn default_max_watchers() -> usize {
     20_000
@@ -140,6 +159,10 @@ pub struct Config {
     /// The file this configuration was loaded from (not a config key).
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// Keys set by `FUNNELGATE__…` environment variables, with the variable (not a config key):
+    /// problems with those keys name the variable, not the file.
+    #[serde(skip)]
+    pub env_overrides: BTreeMap<String, String>,
 }
 
 /// `[coordinator]`: listeners, storage and timing.
@@ -152,15 +175,34 @@ pub struct CoordinatorSection {
     /// `host:port` of the HTTP JSON API, `/metrics`, `/healthz` and `/readyz` (default `127.0.0.1:7080`).
     #[serde(default = "default_http_listen")]
     pub http_listen: String,
-    /// SQLite database file, relative to the config file's directory (default `funnelgate.db`);
-    /// `sqlite::memory:` keeps everything in memory (lost on exit: tests and demos only).
+    /// Where state lives: a SQLite file, relative to the config file's directory (default
+    /// `funnelgate.db`; `sqlite://path` also works); `sqlite::memory:` keeps everything in memory
+    /// (lost on exit: tests and demos only); `postgres://user@host/db?sslmode=verify-full&sslrootcert=ca.pem`
+    /// selects PostgreSQL, shared by replicas with leader election.
     #[serde(default = "default_database")]
     pub database: String,
+    /// SQLite only: `normal` (default; WAL, a power loss may lose the last commits but never
+    /// corrupts) or `full` (every acknowledged write survives a power loss; slower commits).
+    #[serde(default)]
+    pub sqlite_synchronous: SqliteSynchronous,
+    /// PostgreSQL only: how long a leader may go without renewing its lease before another
+    /// replica takes over (default `10s`).
+    #[serde(default = "default_lease")]
+    pub lease: HumanDuration,
+    /// PostgreSQL only: the gRPC address other replicas and clients reach this replica at,
+    /// named by followers when they refuse writes (default: the bound `grpc_listen` address).
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// PostgreSQL only: this replica's name in `pg_stat_activity.application_name`
+    /// (`funnelgate-<node_name>`) and in the leadership table (default: host name and pid).
+    #[serde(default)]
+    pub node_name: Option<String>,
     /// How often time-based rules (staleness, grace, soak, ramp, override expiry) are
     /// re-evaluated (default `5s`).
     #[serde(default = "default_tick_interval")]
     pub tick_interval: HumanDuration,
-    /// How long to wait at start for every checker to answer `Describe` (default `30s`).
+    /// How long start-up waits for every checker to answer `Describe` before serving without
+    /// the ones that have not (they are validated when they first answer; default `10s`).
     #[serde(default = "default_startup_timeout")]
     pub startup_timeout: HumanDuration,
     /// Maximum concurrent `WatchGate` streams (default 20000).
@@ -177,12 +219,28 @@ impl Default for CoordinatorSection {
             grpc_listen: default_grpc_listen(),
             http_listen: default_http_listen(),
             database: default_database(),
+            sqlite_synchronous: SqliteSynchronous::default(),
+            lease: default_lease(),
+            advertise: None,
+            node_name: None,
             tick_interval: default_tick_interval(),
             startup_timeout: default_startup_timeout(),
             max_watchers: default_max_watchers(),
             max_inflight_checks: default_max_inflight_checks(),
         }
     }
+}
+
+/// SQLite `synchronous` setting (`coordinator.sqlite_synchronous`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqliteSynchronous {
+    /// WAL with `synchronous = NORMAL`: durable across process crashes; a power loss may lose
+    /// the most recent commits (never corrupts the file).
+    #[default]
+    Normal,
+    /// `synchronous = FULL`: every commit is fsynced before it is acknowledged.
+    Full,
 }
 
 /// `[auth]`: who may change gates.
@@ -260,8 +318,11 @@ impl CheckerConfig {
 pub enum DatabaseLocation {
     /// A private in-memory database.
     InMemory,
-    /// A SQLite file.
+    /// A SQLite file (`path` or `sqlite://path`).
     File(PathBuf),
+    /// A PostgreSQL database (`postgres://…` or `postgresql://…` URL, sqlx options such as
+    /// `sslmode` and `sslrootcert` included).
+    Postgres(String),
 }
 
 // ---------------------------------------------------------------- loading
@@ -276,6 +337,7 @@ impl Config {
             checkers,
             funnels,
             source: None,
+            env_overrides: BTreeMap::new(),
         }
     }
 
@@ -294,6 +356,10 @@ impl Config {
         if db == IN_MEMORY_DATABASE {
             return DatabaseLocation::InMemory;
         }
+        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            return DatabaseLocation::Postgres(db.to_string());
+        }
+        let db = db.strip_prefix("sqlite://").unwrap_or(db);
         let path = Path::new(db);
         if path.is_absolute() {
             return DatabaseLocation::File(path.to_path_buf());
@@ -323,7 +389,11 @@ impl Config {
     /// funnels, stages whose checker is not configured, listen addresses, checker endpoints,
     /// timings, operators. Every problem is reported, each with its key path.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let issues = self.issues();
+        let issues: Vec<ConfigIssue> = self
+            .issues()
+            .into_iter()
+            .map(|i| i.attribute(&self.env_overrides))
+            .collect();
         if issues.is_empty() {
             Ok(())
         } else {
@@ -358,7 +428,16 @@ impl Config {
         if c.database.trim().is_empty() {
             out.push(ConfigIssue::new(
                 "coordinator.database",
-                "must name a SQLite file or `sqlite::memory:`",
+                "must name a SQLite file, `sqlite::memory:` or a `postgres://` URL",
+            ));
+        }
+        if c.lease.get() < std::time::Duration::from_millis(500) {
+            out.push(ConfigIssue::new(
+                "coordinator.lease",
+                format!(
+                    "`{}` is too short: at least 500ms (renewals happen every fifth of the lease)",
+                    c.lease
+                ),
             ));
         }
         if c.tick_interval.get().is_zero() {
@@ -591,6 +670,7 @@ pub fn from_str(
         .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}{ENV_SEPARATOR}")))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    let env_keys = override_keys(overrides.keys());
     let built = config::Config::builder()
         .add_source(config::File::from_str(text, format))
         .add_source(
@@ -603,11 +683,31 @@ pub fn from_str(
         .map_err(|e| {
             ConfigError::single(file, "", format!("cannot parse: {}", config_error_text(&e)))
         })?;
-    serde_path_to_error::deserialize::<_, Config>(built).map_err(|e| {
+    let mut config = serde_path_to_error::deserialize::<_, Config>(built).map_err(|e| {
         let key = path_to_key(e.path());
         let reason = config_error_text(e.inner());
-        ConfigError::single(file, key, reason)
+        ConfigError {
+            file: file.to_string(),
+            issues: vec![ConfigIssue::new(key, reason).attribute(&env_keys)],
+        }
+    })?;
+    config.env_overrides = env_keys;
+    Ok(config)
+}
+
+/// The config key each `FUNNELGATE__A__B_C` variable sets (`a.b_c`), with the variable.
+fn override_keys<'a>(vars: impl Iterator<Item = &'a String>) -> BTreeMap<String, String> {
+    let prefix = format!("{ENV_PREFIX}{ENV_SEPARATOR}");
+    vars.filter_map(|var| {
+        let rest = var.strip_prefix(&prefix)?;
+        let key = rest
+            .split(ENV_SEPARATOR)
+            .map(str::to_ascii_lowercase)
+            .collect::<Vec<_>>()
+            .join(".");
+        Some((key, var.clone()))
     })
+    .collect()
 }
 
 /// serde_path_to_error's path as our key syntax (`funnels[0].stages[1].name`).

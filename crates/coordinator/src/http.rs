@@ -108,9 +108,23 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
+/// Ready to serve, with this replica's role (`role`: `leader` or `follower`, `term`, `leader`:
+/// the leader's advertised address). 503 while the database is unreachable, while a follower
+/// has not caught up yet, and on a leader until every stage was checked once.
 async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
-    match state.gates.readiness() {
-        Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
+    let cluster = state.gates.cluster();
+    let role = cluster.state();
+    let mut body = serde_json::json!({
+        "role": if role.leader { "leader" } else { "follower" },
+        "term": role.term,
+        "leader": role.leader_address,
+        "database": if role.db_ok { "ok" } else { "unreachable" },
+    });
+    let ready = match state.gates.ready() {
+        Ok(()) => Ok(()),
+        Err(waiting) if !role.db_ok || (cluster.is_replicated() && !role.leader) => {
+            Err(waiting.join(", "))
+        }
         Err(waiting) => {
             let shown: Vec<&String> = waiting.iter().take(20).collect();
             let more = waiting.len().saturating_sub(shown.len());
@@ -125,11 +139,23 @@ async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
             if more > 0 {
                 reason.push_str(&format!(" and {more} more"));
             }
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({"status": "not_ready", "reason": reason})),
-            )
-                .into_response()
+            Err(reason)
+        }
+    };
+    let map = body.as_object_mut();
+    match ready {
+        Ok(()) => {
+            if let Some(map) = map {
+                map.insert("status".into(), "ready".into());
+            }
+            Json(body).into_response()
+        }
+        Err(reason) => {
+            if let Some(map) = map {
+                map.insert("status".into(), "not_ready".into());
+                map.insert("reason".into(), reason.into());
+            }
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
         }
     }
 }

@@ -11,8 +11,11 @@
 //! `funnelgate up`).
 //!
 //! Start-up order: validate everything (static checks, operator tokens, `Describe` of every
-//! checker) before serving anything, open the store, restore each funnel, then schedule and
-//! serve. Shutdown: stop serving new work, stop scheduling, persist, drain.
+//! checker that answers within `startup_timeout`) before serving anything, open the store,
+//! restore each funnel, then supervise the checkers, schedule and serve. A checker that does not
+//! answer at start is not a configuration error: its stages are UNKNOWN (`UNREACHABLE`) until it
+//! answers, and it is validated then ([`liveness`]). Shutdown: stop serving new work, stop
+//! scheduling, persist, drain.
 
 pub mod auth;
 pub mod canonical;
@@ -20,8 +23,11 @@ pub mod checkers;
 pub mod config;
 pub mod error;
 pub mod explain;
+pub mod follower;
 pub mod grpc;
 pub mod http;
+pub mod leader;
+pub mod liveness;
 pub mod metrics;
 pub mod scheduler;
 pub mod schema;
@@ -42,14 +48,14 @@ use tokio::task::JoinHandle;
 
 pub use config::{Config, ConfigError, ConfigIssue, load};
 pub use error::{CoordinatorError, ServiceError, ServiceErrorCode};
-pub use store::{SqliteStore, Store, StoreError, VerifyReport};
+pub use store::{SqlStore, SqliteStore, Store, StoreError, VerifyReport};
 
 use crate::auth::Authorizer;
 use crate::checkers::CheckerClient;
-use crate::config::DatabaseLocation;
+use crate::config::{DatabaseLocation, SqliteSynchronous};
 use crate::grpc::{ApiState, GateApi};
+use crate::leader::{Cluster, ElectionConfig};
 use crate::metrics::Metrics;
-use crate::scheduler::Scheduler;
 
 /// How long servers get to finish in-flight requests at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -96,15 +102,32 @@ pub struct Preflight {
     pub authorizer: Authorizer,
     /// A client per configured checker.
     pub clients: BTreeMap<String, CheckerClient>,
-    /// Each used checker's `Describe` answer.
+    /// The `Describe` answer of each used checker that answered within `startup_timeout`.
     pub described: BTreeMap<String, pb::DescribeResponse>,
+    /// The used checkers that did not answer within `startup_timeout`, with why: not an error
+    /// for the coordinator (they are validated when they first answer), but
+    /// `funnelgate config validate --with-checkers` reports them.
+    pub unreachable: BTreeMap<String, String>,
+}
+
+impl Preflight {
+    /// The checkers that did not answer, as configuration issues (`checkers.<name>.endpoint`).
+    pub fn unreachable_issues(&self) -> Vec<ConfigIssue> {
+        self.unreachable
+            .iter()
+            .map(|(name, reason)| {
+                ConfigIssue::new(format!("checkers.{name}.endpoint"), reason.clone())
+            })
+            .collect()
+    }
 }
 
 /// Validate everything that can be validated before serving: the file itself
 /// ([`Config::validate`]), operator tokens in `env`, and — only when those pass, so a broken file
 /// fails at once — every used checker's `Describe` (retried until `startup_timeout`) with every
-/// probe's kind and params checked against it. All problems of a phase are reported together.
-/// `funnelgate config validate` can call this directly.
+/// probe's kind and params checked against the checkers that answered. All problems of a phase
+/// are reported together. A checker that does not answer is listed in
+/// [`Preflight::unreachable`], not an error. `funnelgate config validate` calls this directly.
 pub async fn preflight(
     config: &Config,
     env: &HashMap<String, String>,
@@ -137,30 +160,44 @@ pub async fn preflight(
     let used = checkers::used_checkers(config);
     tracing::info!(checkers = used.len(), timeout = %config.coordinator.startup_timeout, "asking checkers what they support");
     let described =
-        checkers::describe_all(&clients, &used, config.coordinator.startup_timeout.get())
-            .await
-            .map_err(|issues| ConfigError {
-                file: file.clone(),
-                issues,
-            })?;
-    let issues = checkers::validate_probes(config, &described);
+        checkers::describe_all(&clients, &used, config.coordinator.startup_timeout.get()).await;
+    let issues = checkers::validate_probes(config, &described.answered);
     if !issues.is_empty() {
         return Err(ConfigError { file, issues });
     }
     Ok(Preflight {
         authorizer,
         clients,
-        described,
+        described: described.answered,
+        unreachable: described.unreachable,
+    })
+}
+
+/// This replica's name: `coordinator.node_name`, or host name and pid.
+pub fn node_name(config: &Config) -> String {
+    config.coordinator.node_name.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "node".into());
+        format!("{host}-{}", std::process::id())
     })
 }
 
 /// Open the configured store.
-pub async fn open_store(config: &Config) -> Result<SqliteStore, StoreError> {
+pub async fn open_store(config: &Config) -> Result<SqlStore, StoreError> {
     let location = config.database_location();
-    if let DatabaseLocation::File(path) = &location {
-        tracing::info!(path = %path.display(), "opening database");
+    match &location {
+        DatabaseLocation::File(path) => tracing::info!(path = %path.display(), "opening database"),
+        DatabaseLocation::Postgres(url) => {
+            tracing::info!(url = %store::redact_url(url), "opening database")
+        }
+        DatabaseLocation::InMemory => {}
     }
-    SqliteStore::open(&location).await
+    let options = store::StoreOptions {
+        sqlite_synchronous_full: config.coordinator.sqlite_synchronous == SqliteSynchronous::Full,
+        application_name: format!("funnelgate-{}", node_name(config)),
+    };
+    SqlStore::open_with(&location, &options).await
 }
 
 /// Run the coordinator on `listeners` until `shutdown` resolves.
@@ -181,7 +218,12 @@ pub async fn run(
             "auth.operators is empty: anyone who can reach the gRPC port may set overrides and phases"
         );
     }
-    let store: Arc<dyn Store> = Arc::new(open_store(&config).await?);
+    let sql_store = open_store(&config).await?;
+    let cluster = match sql_store.backend() {
+        store::Backend::Sqlite => Cluster::single(sql_store.fence().clone()),
+        store::Backend::Postgres => Cluster::replica(sql_store.fence().clone()),
+    };
+    let store: Arc<dyn Store> = Arc::new(sql_store.clone());
     let metrics = Arc::new(Metrics::new());
     let (gates, engine, engine_task) = state::start(
         &config.funnels,
@@ -189,6 +231,7 @@ pub async fn run(
         config.coordinator.tick_interval.get(),
         store.clone(),
         metrics.clone(),
+        cluster.clone(),
     )
     .await?;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -202,14 +245,13 @@ pub async fn run(
         watchers: AtomicUsize::new(0),
         shutdown: stop_rx.clone(),
     });
-    let scheduler = Scheduler::start(
-        &config.funnels,
+    // Checker liveness is watched on every replica; only the leader's scheduler acts on it.
+    let supervisors = Arc::new(liveness::Supervisors::start(
+        Arc::new(config.clone()),
         &preflight.clients,
-        engine.clone(),
-        metrics.clone(),
-        config.coordinator.max_inflight_checks,
-    );
-
+        &preflight.described,
+        &preflight.unreachable,
+    ));
     let (grpc_addr, http_addr) =
         listeners
             .local_addrs()
@@ -222,6 +264,43 @@ pub async fn run(
         let _ = rx.wait_for(|s| *s).await;
     };
     let (reporter, health_service) = funnelgate_server::health();
+    let mut background = tokio::task::JoinSet::new();
+    if cluster.is_replicated() {
+        let election = ElectionConfig {
+            url: sql_store.url().to_string(),
+            lease: config.coordinator.lease.get(),
+            node: node_name(&config),
+            address: config
+                .coordinator
+                .advertise
+                .clone()
+                .unwrap_or_else(|| grpc_addr.to_string()),
+        };
+        background.spawn(leader::run_election(
+            cluster.clone(),
+            election.clone(),
+            stop_rx.clone(),
+        ));
+        background.spawn(follower::run_sync(
+            sql_store.url().to_string(),
+            election,
+            engine.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    let role_task = tokio::spawn(follower::control_role(
+        cluster.clone(),
+        follower::Scheduling {
+            funnels: config.funnels.clone(),
+            clients: preflight.clients.clone(),
+            liveness: supervisors.clone(),
+            max_inflight: config.coordinator.max_inflight_checks,
+        },
+        engine.clone(),
+        metrics.clone(),
+        reporter.clone(),
+        stop_rx.clone(),
+    ));
     let routes = tonic::service::Routes::new(GateApi::new(api.clone()).into_server());
     let limits = funnelgate_server::ServeLimits {
         drain_timeout: DRAIN_TIMEOUT,
@@ -271,7 +350,12 @@ pub async fn run(
     }
 
     let _ = stop_tx.send(true);
-    scheduler.stop().await;
+    // The role task stops the scheduler; the election releases leadership.
+    let _ = role_task.await;
+    while background.join_next().await.is_some() {}
+    if let Ok(supervisors) = Arc::try_unwrap(supervisors) {
+        supervisors.stop().await;
+    }
     engine.shutdown().await;
     if let Err(e) = engine_task.await {
         failure.get_or_insert(CoordinatorError::Task {

@@ -18,6 +18,7 @@ use funnelgate_proto::encoded::EncodedDecision;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::error::{CoordinatorError, ServiceError};
+use crate::leader::Cluster;
 use crate::metrics::Metrics;
 use crate::store::{EntryKind, NewEntry, Store, StoreError};
 
@@ -174,6 +175,9 @@ impl FunnelSlot {
 pub struct Gates {
     funnels: BTreeMap<String, Arc<FunnelSlot>>,
     config_hash: Arc<str>,
+    cluster: Arc<Cluster>,
+    /// A follower has caught up with the database at least once.
+    synced: AtomicBool,
 }
 
 impl Gates {
@@ -195,6 +199,29 @@ impl Gates {
     /// The configuration hash.
     pub fn config_hash(&self) -> &str {
         &self.config_hash
+    }
+
+    /// This replica's role.
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// Ready to serve: the database is reachable and, on a leader, every funnel had every stage
+    /// checked since start, on a follower, it has caught up with the ledger. Otherwise what is
+    /// missing.
+    pub fn ready(&self) -> Result<(), Vec<String>> {
+        let role = self.cluster.state();
+        if !role.db_ok {
+            return Err(vec!["the database is unreachable".to_string()]);
+        }
+        if self.cluster.is_replicated() && !role.leader {
+            return if self.synced.load(Ordering::Acquire) {
+                Ok(())
+            } else {
+                Err(vec!["catching up with the ledger".to_string()])
+            };
+        }
+        self.readiness()
     }
 
     /// `Ok` once every funnel had every stage checked since start; otherwise the
@@ -242,6 +269,16 @@ enum Command {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+    /// Follower: catch up with the database (one funnel, or all).
+    Follow {
+        funnel: Option<String>,
+    },
+    /// Become the writer: catch up, record where the ledger lags the engine, then write.
+    Promote {
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Stop writing (leadership lost).
+    Demote,
 }
 
 /// Sends events to the engine task.
@@ -318,6 +355,28 @@ impl EngineHandle {
         .await
     }
 
+    /// Follower: re-read `funnel` (or every funnel) from the database and publish it.
+    pub async fn follow(&self, funnel: Option<String>) -> bool {
+        self.tx.send(Command::Follow { funnel }).await.is_ok()
+    }
+
+    /// Take over writing (this replica was elected leader); resolves once caught up.
+    pub async fn promote(&self) -> Result<(), ServiceError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Promote { reply })
+            .await
+            .map_err(|_| stopped())?;
+        rx.await
+            .map_err(|_| stopped())?
+            .map_err(|e| ServiceError::Unavailable(format!("cannot take over: {e}")))
+    }
+
+    /// Stop writing (leadership was lost).
+    pub async fn demote(&self) {
+        let _ = self.tx.send(Command::Demote).await;
+    }
+
     /// Persist everything and stop the engine task.
     pub async fn shutdown(&self) {
         let (reply, rx) = oneshot::channel();
@@ -328,14 +387,17 @@ impl EngineHandle {
 }
 
 /// Build the engine from the config, restore every funnel's saved state, publish the first
-/// decisions, and start the engine task (which ticks every `tick_interval`).
+/// decisions, and start the engine task (which ticks every `tick_interval`). A replica that does
+/// not lead yet (`cluster` replicated) records nothing until it is promoted.
 pub async fn start(
     funnels: &[FunnelPolicy],
     config_hash: &str,
     tick_interval: Duration,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
+    cluster: Arc<Cluster>,
 ) -> Result<(Arc<Gates>, EngineHandle, tokio::task::JoinHandle<()>), CoordinatorError> {
+    let leading = !cluster.is_replicated();
     let config_hash: Arc<str> = Arc::from(config_hash);
     let mut engine = Engine::new();
     let now = now();
@@ -363,7 +425,7 @@ pub async fn start(
         let differs = recorded
             .as_ref()
             .is_none_or(|r| r.materially_differs(&outcome.decision));
-        if differs {
+        if differs && leading {
             let entry = store
                 .append(NewEntry {
                     funnel: name.clone(),
@@ -398,6 +460,8 @@ pub async fn start(
     let gates = Arc::new(Gates {
         funnels: slots,
         config_hash,
+        cluster,
+        synced: AtomicBool::new(leading),
     });
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let task = EngineTask {
@@ -406,6 +470,7 @@ pub async fn start(
         store,
         metrics,
         dirty: BTreeSet::new(),
+        leading,
     };
     let join = tokio::spawn(task.run(rx, tick_interval));
     Ok((gates, EngineHandle { tx }, join))
@@ -450,6 +515,8 @@ struct EngineTask {
     metrics: Arc<Metrics>,
     /// Funnels whose snapshot changed since it was last persisted.
     dirty: BTreeSet<String>,
+    /// This replica writes (the only one, or the elected leader).
+    leading: bool,
 }
 
 impl EngineTask {
@@ -473,7 +540,13 @@ impl EngineTask {
                         break;
                     }
                 },
-                _ = ticker.tick() => self.tick().await,
+                _ = ticker.tick() => {
+                    if self.leading {
+                        self.tick().await
+                    } else {
+                        self.follower_tick(now())
+                    }
+                }
                 _ = persist.tick() => self.persist_dirty().await,
             }
         }
@@ -482,7 +555,19 @@ impl EngineTask {
 
     async fn handle(&mut self, command: Command) {
         let now = now();
+        if !self.leading {
+            return self.handle_as_follower(command, now).await;
+        }
         match command {
+            Command::Follow { .. } => {}
+            Command::Demote => {
+                tracing::warn!("no longer the leader: recording stops");
+                self.leading = false;
+                self.dirty.clear();
+            }
+            Command::Promote { reply } => {
+                let _ = reply.send(Ok(()));
+            }
             Command::Report(report) => {
                 let funnel = report.funnel.clone();
                 let stage = report.stage.clone();
@@ -606,6 +691,147 @@ impl EngineTask {
         }
     }
 
+    async fn handle_as_follower(&mut self, command: Command, now: Timestamp) {
+        let refuse =
+            |cluster: &Cluster| ServiceError::FailedPrecondition(cluster.not_leader_message());
+        match command {
+            // A deposed leader's checks still in flight: their evidence is the new leader's to take.
+            Command::Report(_) => {}
+            Command::Tick => self.follower_tick(now),
+            Command::SetOverride { reply, .. }
+            | Command::ClearOverride { reply, .. }
+            | Command::SetPhase { reply, .. } => {
+                let _ = reply.send(Err(refuse(&self.gates.cluster)));
+            }
+            Command::Follow { funnel } => {
+                let names: Vec<String> = match funnel {
+                    Some(f) if self.gates.get(&f).is_some() => vec![f],
+                    Some(_) => Vec::new(),
+                    None => self.gates.names().into_iter().map(str::to_string).collect(),
+                };
+                let mut ok = true;
+                for name in names {
+                    if let Err(error) = self.follow(&name, now).await {
+                        tracing::warn!(funnel = %name, %error, "cannot catch up with the leader");
+                        ok = false;
+                    }
+                }
+                if ok {
+                    self.gates.synced.store(true, Ordering::Release);
+                }
+            }
+            Command::Promote { reply } => {
+                let result = self.promote(now).await;
+                if result.is_ok() {
+                    self.leading = true;
+                }
+                let _ = reply.send(result);
+            }
+            Command::Demote | Command::Shutdown { .. } => {}
+        }
+    }
+
+    /// Follower: load a funnel's state as the leader last saved it, re-decide it at `now` (so
+    /// evidence that went stale since counts as stale here too) and publish it with the ledger's
+    /// sequence.
+    async fn follow(&mut self, funnel: &str, now: Timestamp) -> Result<(), StoreError> {
+        let Some(slot) = self.gates.get(funnel).cloned() else {
+            return Ok(());
+        };
+        let sequence = self.store.last(funnel, None).await?.map_or(0, |e| e.seq);
+        let outcome = match self.store.load_state(funnel).await? {
+            Some(snapshot) => match self.engine.restore(snapshot, now) {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    tracing::warn!(funnel = %funnel, %error, "the leader's state does not fit this replica's policy (different configurations?)");
+                    return Ok(());
+                }
+            },
+            None => match self.engine.tick_funnel(funnel, now) {
+                Ok(outcome) => outcome,
+                Err(_) => return Ok(()),
+            },
+        };
+        let current = slot.current();
+        if sequence != current.sequence || current.decision.materially_differs(&outcome.decision) {
+            self.publish_local(&slot, outcome.decision, sequence);
+        }
+        Ok(())
+    }
+
+    /// Follower: time passes here too (staleness, override expiry) without recording anything.
+    fn follower_tick(&mut self, now: Timestamp) {
+        let names: Vec<String> = self.gates.names().into_iter().map(str::to_string).collect();
+        for funnel in names {
+            if let (Ok(outcome), Some(slot)) = (
+                self.engine.tick_funnel(&funnel, now),
+                self.gates.get(&funnel).cloned(),
+            ) && slot
+                .current()
+                .decision
+                .materially_differs(&outcome.decision)
+            {
+                let sequence = slot.current().sequence;
+                self.publish_local(&slot, outcome.decision, sequence);
+            }
+        }
+    }
+
+    fn publish_local(&self, slot: &FunnelSlot, decision: Arc<GateDecision>, sequence: u64) {
+        let published = Arc::new(Published::new(
+            decision,
+            self.gates.config_hash.clone(),
+            sequence,
+        ));
+        slot.published.store(published.clone());
+        self.metrics.observe_decision(&published.decision);
+        let _ = slot.changes.send(published);
+    }
+
+    /// Elected: catch up with what the previous leader persisted, then record each funnel's
+    /// decision where the ledger's last one differs (under this replica's term).
+    async fn promote(&mut self, now: Timestamp) -> Result<(), StoreError> {
+        let names: Vec<String> = self.gates.names().into_iter().map(str::to_string).collect();
+        for funnel in names {
+            self.follow(&funnel, now).await?;
+            let Some(slot) = self.gates.get(&funnel).cloned() else {
+                continue;
+            };
+            let current = slot.current();
+            let recorded = self
+                .store
+                .last(&funnel, None)
+                .await?
+                .and_then(|e| e.payload.get("decision").cloned())
+                .and_then(|d| serde_json::from_value::<GateDecision>(d).ok());
+            if recorded
+                .as_ref()
+                .is_none_or(|r| r.materially_differs(&current.decision))
+            {
+                let entry = self
+                    .store
+                    .append_with_state(
+                        NewEntry {
+                            funnel: funnel.clone(),
+                            kind: EntryKind::Decision,
+                            recorded_at: now,
+                            config_hash: self.gates.config_hash.to_string(),
+                            payload: payload(
+                                &self.engine,
+                                &current.decision,
+                                serde_json::Map::new(),
+                            ),
+                        },
+                        self.engine.snapshot(&funnel).as_ref(),
+                    )
+                    .await?;
+                self.publish_local(&slot, current.decision.clone(), entry.seq);
+            }
+        }
+        tracing::info!("took over: writing decisions from now on");
+        Ok(())
+    }
+
     async fn tick(&mut self) {
         let now = now();
         let names: Vec<String> = self.gates.names().into_iter().map(str::to_string).collect();
@@ -680,21 +906,34 @@ impl EngineTask {
         let record = force || outcome.changed;
         let mut sequence = slot.current().sequence;
         if record {
-            let entry = self
+            let snapshot = self.engine.snapshot(&outcome.funnel);
+            let appended = self
                 .store
-                .append(NewEntry {
-                    funnel: outcome.funnel.clone(),
-                    kind,
-                    recorded_at: now,
-                    config_hash: self.gates.config_hash.to_string(),
-                    payload: payload(&self.engine, &outcome.decision, extra),
-                })
-                .await?;
+                .append_with_state(
+                    NewEntry {
+                        funnel: outcome.funnel.clone(),
+                        kind,
+                        recorded_at: now,
+                        config_hash: self.gates.config_hash.to_string(),
+                        payload: payload(&self.engine, &outcome.decision, extra),
+                    },
+                    snapshot.as_ref(),
+                )
+                .await;
+            let entry = match appended {
+                Ok(entry) => entry,
+                Err(error) => {
+                    if matches!(error, StoreError::Fenced { .. }) {
+                        // Deposed: another replica leads. Stop writing at once.
+                        self.leading = false;
+                        self.dirty.clear();
+                        self.gates.cluster.fenced();
+                    }
+                    return Err(error);
+                }
+            };
             sequence = entry.seq;
-            if let Some(snapshot) = self.engine.snapshot(&outcome.funnel) {
-                self.store.save_state(&snapshot).await?;
-                self.dirty.remove(&outcome.funnel);
-            }
+            self.dirty.remove(&outcome.funnel);
         }
         let published = Arc::new(Published::new(
             outcome.decision.clone(),
@@ -722,6 +961,10 @@ impl EngineTask {
     }
 
     async fn persist_dirty(&mut self) {
+        if !self.leading {
+            self.dirty.clear();
+            return;
+        }
         let dirty = std::mem::take(&mut self.dirty);
         for funnel in dirty {
             if let Some(snapshot) = self.engine.snapshot(&funnel)

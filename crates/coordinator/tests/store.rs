@@ -1,12 +1,17 @@
-//! The SQLite store: hash chain, tamper evidence, append-only triggers, clear errors on corrupt or
-//! unwritable files, and state that survives reopening.
+//! The store conformance suite: the same tests run against SQLite and a fresh PostgreSQL database
+//! (hash chain, tamper evidence, append-only rules, state that survives reopening, fencing), plus
+//! SQLite-only file handling (clear errors on corrupt or unwritable files).
 
 #![allow(clippy::unwrap_used)]
+
+mod pgdb;
 
 use std::path::Path;
 
 use funnelgate_coordinator::config::DatabaseLocation;
-use funnelgate_coordinator::store::{EntryKind, GENESIS_HASH, NewEntry, SqliteStore, Store};
+use funnelgate_coordinator::store::{
+    Backend, EntryKind, GENESIS_HASH, NewEntry, SqlStore, SqliteStore, Store, StoreError,
+};
 use funnelgate_core::{FunnelSnapshot, ProbeResult, StageReport, Timestamp};
 use serde_json::json;
 
@@ -24,19 +29,94 @@ fn entry(funnel: &str, i: u64, marker: &str) -> NewEntry {
     }
 }
 
-async fn filled(path: &Path, funnel: &str, n: u64) -> SqliteStore {
-    let store = SqliteStore::open_file(path).await.unwrap();
-    for i in 1..=n {
-        let e = store.append(entry(funnel, i, "MARKER")).await.unwrap();
-        assert_eq!(e.seq, i);
-    }
-    store
+/// One database of either kind, reopenable.
+struct Db {
+    dir: tempfile::TempDir,
+    pg: Option<pgdb::PgDb>,
 }
 
-#[tokio::test]
-async fn chain_links_and_verifies() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = filled(&dir.path().join("f.db"), "acme", 5).await;
+impl Db {
+    async fn new(backend: Backend) -> Db {
+        Db {
+            dir: tempfile::tempdir().unwrap(),
+            pg: match backend {
+                Backend::Sqlite => None,
+                Backend::Postgres => Some(pgdb::PgDb::create("store").await),
+            },
+        }
+    }
+
+    fn location(&self) -> DatabaseLocation {
+        match &self.pg {
+            None => DatabaseLocation::File(self.dir.path().join("store.db")),
+            Some(pg) => DatabaseLocation::Postgres(pg.url.clone()),
+        }
+    }
+
+    /// Open the database; on PostgreSQL take leadership term 1 so writes are allowed.
+    async fn open(&self) -> SqlStore {
+        let store = SqlStore::open(&self.location()).await.unwrap();
+        if store.backend() == Backend::Postgres {
+            sqlx::query("UPDATE leadership SET term = 1 WHERE id = 1 AND term < 1")
+                .execute(store.pool())
+                .await
+                .unwrap();
+            store.fence().set(1);
+        }
+        store
+    }
+
+    async fn filled(&self, funnel: &str, n: u64) -> SqlStore {
+        let store = self.open().await;
+        for i in 1..=n {
+            let e = store.append(entry(funnel, i, "MARKER")).await.unwrap();
+            assert_eq!(e.seq, i);
+        }
+        store
+    }
+
+    fn drop_trigger(&self, name: &str) -> String {
+        match self.pg {
+            None => format!("DROP TRIGGER {name}"),
+            Some(_) => format!("DROP TRIGGER {name} ON ledger"),
+        }
+    }
+}
+
+async fn exec(store: &SqlStore, sql: String) -> Result<(), sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(store.pool())
+        .await
+        .map(|_| ())
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Db::new(funnelgate_coordinator::store::Backend::Sqlite).await).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Db::new(funnelgate_coordinator::store::Backend::Postgres).await).await
+            })*
+        }
+    };
+}
+
+conformance!(
+    chain_links_and_verifies,
+    the_ledger_is_append_only,
+    tampering_with_sql_is_reported_at_the_exact_entry,
+    state_survives_reopening,
+    concurrent_appends_keep_one_chain,
+);
+
+async fn chain_links_and_verifies(db: Db) {
+    let store = db.filled("acme", 5).await;
     store.append(entry("other", 1, "X")).await.unwrap();
 
     let first = store.get("acme", 1).await.unwrap().unwrap();
@@ -87,12 +167,19 @@ async fn chain_links_and_verifies() {
     );
     assert_eq!(store.last("acme", None).await.unwrap().unwrap().seq, 5);
     assert!(store.get("acme", 99).await.unwrap().is_none());
+    assert_eq!(store.funnels().await.unwrap(), vec!["acme", "other"]);
+    let tail: Vec<u64> = store
+        .since("acme", 2, 2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(tail, vec![3, 4], "oldest first after a sequence");
 }
 
-#[tokio::test]
-async fn the_ledger_is_append_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = filled(&dir.path().join("f.db"), "acme", 2).await;
+async fn the_ledger_is_append_only(db: Db) {
+    let store = db.filled("acme", 2).await;
     let err = sqlx::query("UPDATE ledger SET payload = '{}' WHERE seq = 1")
         .execute(store.pool())
         .await
@@ -106,12 +193,10 @@ async fn the_ledger_is_append_only() {
     assert!(store.verify("acme").await.unwrap().valid);
 }
 
-#[tokio::test]
-async fn tampering_with_sql_is_reported_at_the_exact_entry() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = filled(&dir.path().join("f.db"), "acme", 6).await;
-    sqlx::query("DROP TRIGGER ledger_no_update")
-        .execute(store.pool())
+async fn tampering_with_sql_is_reported_at_the_exact_entry(db: Db) {
+    let store = db.filled("acme", 6).await;
+    store.append(entry("other", 1, "X")).await.unwrap();
+    exec(&store, db.drop_trigger("ledger_no_update"))
         .await
         .unwrap();
     sqlx::query("UPDATE ledger SET payload = replace(payload, 'HOLD', 'OPEN') WHERE funnel = 'acme' AND seq = 4")
@@ -126,24 +211,17 @@ async fn tampering_with_sql_is_reported_at_the_exact_entry() {
     assert!(error.contains("modified"), "{error}");
 
     // a rewritten hash moves the break to the link of the next entry, still named precisely
-    let dir = tempfile::tempdir().unwrap();
-    let store = filled(&dir.path().join("g.db"), "acme", 6).await;
-    sqlx::query("DROP TRIGGER ledger_no_update")
-        .execute(store.pool())
-        .await
-        .unwrap();
     sqlx::query(
-        "UPDATE ledger SET hash = 'ab' || substr(hash, 3) WHERE funnel = 'acme' AND seq = 2",
+        "UPDATE ledger SET hash = 'ab' || substr(hash, 3) WHERE funnel = 'other' AND seq = 1",
     )
     .execute(store.pool())
     .await
     .unwrap();
-    let error = store.verify("acme").await.unwrap().first_error.unwrap();
-    assert!(error.starts_with("entry 2: "), "{error}");
+    let error = store.verify("other").await.unwrap().first_error.unwrap();
+    assert!(error.starts_with("entry 1: "), "{error}");
 
     // a deleted entry is a gap
-    sqlx::query("DROP TRIGGER ledger_no_delete")
-        .execute(store.pool())
+    exec(&store, db.drop_trigger("ledger_no_delete"))
         .await
         .unwrap();
     sqlx::query("DELETE FROM ledger WHERE funnel = 'acme' AND seq = 1")
@@ -158,7 +236,10 @@ async fn tampering_with_sql_is_reported_at_the_exact_entry() {
 async fn editing_payload_bytes_in_a_copy_of_the_file_is_detected() {
     let dir = tempfile::tempdir().unwrap();
     let original = dir.path().join("orig.db");
-    let store = filled(&original, "acme", 8).await;
+    let store = SqliteStore::open_file(&original).await.unwrap();
+    for i in 1..=8 {
+        store.append(entry("acme", i, "MARKER")).await.unwrap();
+    }
     store.close().await;
 
     let mut bytes = std::fs::read(&original).unwrap();
@@ -267,23 +348,20 @@ fn report(stage: &str, at: i64) -> StageReport {
     }
 }
 
-#[tokio::test]
-async fn state_survives_reopening_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
+async fn state_survives_reopening(db: Db) {
     let snapshot = FunnelSnapshot {
         funnel: "acme".into(),
         last_reports: vec![report("crm", 1_000), report("esp", 2_000)],
         memory: json!({"phase": "operate", "healthy_evaluations": 3}),
     };
     {
-        let store = SqliteStore::open_file(&path).await.unwrap();
+        let store = db.open().await;
         assert!(store.load_state("acme").await.unwrap().is_none());
         store.save_state(&snapshot).await.unwrap();
         store.append(entry("acme", 1, "M")).await.unwrap();
         store.close().await;
     }
-    let store = SqliteStore::open_file(&path).await.unwrap();
+    let store = db.open().await;
     assert_eq!(
         store.load_state("acme").await.unwrap(),
         Some(snapshot.clone())
@@ -321,4 +399,68 @@ async fn in_memory_store_works() {
     for _ in 0..3 {
         assert_eq!(store.verify("acme").await.unwrap().length, 3);
     }
+}
+
+async fn concurrent_appends_keep_one_chain(db: Db) {
+    let store = db.open().await;
+    let mut tasks = Vec::new();
+    for t in 0..4_u64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10 {
+                store.append(entry("acme", t * 100 + i, "C")).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let report = store.verify("acme").await.unwrap();
+    assert!(report.valid, "{report:?}");
+    assert_eq!(report.length, 40);
+}
+
+/// PostgreSQL: a write under a term other than the current one is refused in its transaction
+/// and leaves nothing behind; a store that never led cannot write at all.
+#[tokio::test]
+async fn postgres_writes_are_fenced_by_the_leadership_term() {
+    let db = Db::new(Backend::Postgres).await;
+    let leader = db.filled("acme", 2).await;
+    let follower = SqlStore::open(&db.location()).await.unwrap();
+    let err = follower.append(entry("acme", 3, "F")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Fenced { term: 0, .. }), "{err}");
+    // a new leader takes term 2: the old one is deposed
+    sqlx::query("UPDATE leadership SET term = 2 WHERE id = 1")
+        .execute(follower.pool())
+        .await
+        .unwrap();
+    follower.fence().set(2);
+    let err = leader.append(entry("acme", 3, "OLD")).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Fenced {
+                term: 1,
+                current: Some(2),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("current term is 2"), "{err}");
+    let err = leader
+        .save_state(&FunnelSnapshot {
+            funnel: "acme".into(),
+            last_reports: vec![],
+            memory: json!({}),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Fenced { .. }), "{err}");
+    assert_eq!(
+        follower.append(entry("acme", 3, "NEW")).await.unwrap().seq,
+        3
+    );
+    let report = follower.verify("acme").await.unwrap();
+    assert!(report.valid && report.length == 3, "{report:?}");
 }

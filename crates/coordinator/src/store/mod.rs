@@ -1,11 +1,12 @@
 //! Durable state: the append-only, hash-chained ledger of decisions and operator actions, the
 //! latest stage report per funnel and stage, and the engine's per-funnel snapshot.
 //!
-//! [`Store`] is the interface the coordinator uses; [`sqlite::SqliteStore`] is the embedded
-//! implementation. A PostgreSQL implementation (replicas, leader election) can be added behind
-//! the same trait: nothing above this module knows which database it talks to.
+//! [`Store`] is the interface the coordinator uses; [`sql::SqlStore`] implements it on SQLite
+//! (embedded, one process) and PostgreSQL (replicas with leader election, see
+//! [`crate::leader`]) through one code path. Nothing above this module knows which database it
+//! talks to.
 
-pub mod sqlite;
+pub mod sql;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -14,9 +15,9 @@ use async_trait::async_trait;
 use funnelgate_core::{FunnelSnapshot, StageReport, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::canonical::{canonical_json, sha256_hex};
+use crate::canonical::{CanonicalError, canonical_json, jcs, sha256_hex};
 
-pub use sqlite::SqliteStore;
+pub use sql::{Backend, Fence, SqlStore, SqliteStore, StoreOptions, redact_url};
 
 /// `prev_hash` of a funnel's first ledger entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -80,6 +81,45 @@ pub struct NewEntry {
     pub payload: serde_json::Value,
 }
 
+/// How a ledger entry's hash is computed. Stored with every entry, so ledgers written before a
+/// scheme change keep verifying; new entries always use [`HashScheme::CURRENT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HashScheme {
+    /// Scheme 1 (entries written before RFC 8785 was adopted):
+    /// `sha256_hex(prev_hash + "\n" + C(body))` where `C` is [`crate::canonical::canonical_json`]
+    /// (keys sorted by Rust string order, serde_json number and string forms) and `body` is
+    /// `{"config_hash", "funnel", "kind", "payload", "recorded_at", "seq"}`.
+    Legacy,
+    /// Scheme 2: `sha256_hex(prev_hash + "\n" + JCS(body))` where `JCS` is RFC 8785 and `body` is
+    /// `{"config_hash": str, "funnel": str, "kind": str, "payload": object,
+    /// "recorded_at": unix millis, "seq": int, "v": 2}`; `sha256_hex` is lower-case hex and the
+    /// string is hashed as UTF-8. Any language's JCS implementation can recompute it
+    /// (`crates/coordinator/tests/verify_ledger.py` does, with Python's `rfc8785`).
+    Jcs,
+}
+
+impl HashScheme {
+    /// The scheme new entries use.
+    pub const CURRENT: HashScheme = HashScheme::Jcs;
+
+    /// Stored form.
+    pub const fn version(self) -> i64 {
+        match self {
+            HashScheme::Legacy => 1,
+            HashScheme::Jcs => 2,
+        }
+    }
+
+    /// Parse the stored form.
+    pub fn from_version(v: i64) -> Option<Self> {
+        match v {
+            1 => Some(HashScheme::Legacy),
+            2 => Some(HashScheme::Jcs),
+            _ => None,
+        }
+    }
+}
+
 /// A stored ledger entry.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LedgerEntry {
@@ -97,12 +137,16 @@ pub struct LedgerEntry {
     pub payload: serde_json::Value,
     /// Hash of the previous entry ([`GENESIS_HASH`] for the first).
     pub prev_hash: String,
-    /// `sha256_hex(prev_hash + "\n" + canonical JSON of {funnel, seq, kind, recorded_at, config_hash, payload})`.
+    /// How `hash` is computed.
+    pub hash_scheme: HashScheme,
+    /// [`entry_hash`] of this entry.
     pub hash: String,
 }
 
-/// The hash of an entry with this content and predecessor.
+/// The hash of an entry with this content and predecessor, under `scheme`.
+#[allow(clippy::too_many_arguments)]
 pub fn entry_hash(
+    scheme: HashScheme,
     prev_hash: &str,
     funnel: &str,
     seq: u64,
@@ -110,8 +154,8 @@ pub fn entry_hash(
     recorded_at: Timestamp,
     config_hash: &str,
     payload: &serde_json::Value,
-) -> String {
-    let body = serde_json::json!({
+) -> Result<String, CanonicalError> {
+    let mut body = serde_json::json!({
         "funnel": funnel,
         "seq": seq,
         "kind": kind.as_str(),
@@ -119,7 +163,16 @@ pub fn entry_hash(
         "config_hash": config_hash,
         "payload": payload,
     });
-    sha256_hex(format!("{prev_hash}\n{}", canonical_json(&body)).as_bytes())
+    let text = match scheme {
+        HashScheme::Legacy => canonical_json(&body),
+        HashScheme::Jcs => {
+            if let Some(map) = body.as_object_mut() {
+                map.insert("v".into(), HashScheme::Jcs.version().into());
+            }
+            jcs(&body)?
+        }
+    };
+    Ok(sha256_hex(format!("{prev_hash}\n{text}").as_bytes()))
 }
 
 /// Result of re-checking a funnel's whole chain.
@@ -162,6 +215,16 @@ pub enum StoreError {
         /// The driver's error.
         source: sqlx::Error,
     },
+    /// This process no longer (or not yet) leads: the write was refused in its transaction.
+    #[error("database `{path}`: write refused: this replica writes under leadership term {term} but the current term is {}", current.map_or_else(|| "unknown (not the leader)".to_string(), |c| c.to_string()))]
+    Fenced {
+        /// The database.
+        path: PathBuf,
+        /// The term this replica holds (0: none).
+        term: i64,
+        /// The term in the database, when read.
+        current: Option<i64>,
+    },
     /// Stored data cannot be decoded.
     #[error("database `{path}`: {what}: {reason}")]
     Corrupt {
@@ -179,7 +242,17 @@ pub enum StoreError {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Append an entry to its funnel's chain and return it with `seq` and hashes filled in.
-    async fn append(&self, entry: NewEntry) -> Result<LedgerEntry, StoreError>;
+    async fn append(&self, entry: NewEntry) -> Result<LedgerEntry, StoreError> {
+        self.append_with_state(entry, None).await
+    }
+
+    /// Append an entry and, in the same transaction, save the funnel's snapshot: a reader (a
+    /// follower) never sees a decision without the state that produced it.
+    async fn append_with_state(
+        &self,
+        entry: NewEntry,
+        snapshot: Option<&FunnelSnapshot>,
+    ) -> Result<LedgerEntry, StoreError>;
 
     /// Entries of a funnel, newest first, with `seq < before` when given, at most `limit`.
     async fn list(
@@ -210,6 +283,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// The latest stored report of every stage of a funnel.
     async fn latest_reports(&self, funnel: &str) -> Result<Vec<StageReport>, StoreError>;
+
+    /// Funnels that have a ledger, sorted.
+    async fn funnels(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Entries of a funnel with `seq > after`, oldest first, at most `limit`.
+    async fn since(
+        &self,
+        funnel: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<LedgerEntry>, StoreError>;
 
     /// Flush and close; later calls fail.
     async fn close(&self);
