@@ -1,10 +1,12 @@
-//! Vendor API answers into the probes that read them: each CRM and ESP vendor kind (HubSpot,
-//! Salesforce, Pipedrive, SendGrid, Amazon SES, Mailgun, Postmark) and the generic `prometheus`
-//! and `http` (JSON pointer) kinds, built from the plugins' registries and run against a local
+//! Vendor API answers into the probes that read them: each CRM, automation and ESP vendor kind
+//! (HubSpot, Salesforce, Pipedrive, Mautic, Marketo, SendGrid, Amazon SES, Mailgun, Postmark) and
+//! the generic `prometheus` and `http` (JSON pointer) kinds, built from the plugins' registries
+//! and run against a local
 //! HTTP server that answers with the fuzz input. The bytes go through the same client, decoding
 //! and measuring code as a real run.
 //!
-//! Input: a first line naming the kind, then the response bodies, separated by lines
+//! Input: a first line naming the kind (`automation/hubspot.auth_and_quota` for the automation
+//! checker's kind of a name the CRM checker has too), then the response bodies, separated by lines
 //! `--next--`: the n-th request gets the n-th body (the last one repeats, up to 64 requests). Every answer is
 //! `200 application/json`. Invariants: no panic; a measured value is finite.
 #![no_main]
@@ -62,16 +64,21 @@ async fn reply(State(replies): State<Shared>) -> Response<axum::body::Body> {
 struct Harness {
     runtime: tokio::runtime::Runtime,
     replies: Shared,
-    probes: BTreeMap<&'static str, (Arc<dyn Probe>, ProbeContext)>,
+    /// By kind; a kind two plugins both register (`hubspot.auth_and_quota`) is also under
+    /// `<stage>/<kind>` for the later one.
+    probes: BTreeMap<String, (Arc<dyn Probe>, ProbeContext)>,
 }
 
 /// Params that point `kind` at the local server, or `None` for kinds that read no vendor JSON.
-fn params_for(kind: &str, base: &str) -> Option<Value> {
+/// With `fast`, settings that only slow a run down (search pacing) are added where a kind has them.
+fn params_for(kind: &str, base: &str, fast: bool) -> Option<Value> {
     let vendor = kind.split('.').next().unwrap_or(kind);
     let mut p = match vendor {
-        "hubspot" => json!({"base_url": base, "search_interval_ms": 0}),
+        "hubspot" if fast => json!({"base_url": base, "search_interval_ms": 0}),
         "salesforce" => json!({"instance_url": base}),
-        "pipedrive" | "sendgrid" | "postmark" => json!({"base_url": base}),
+        "hubspot" | "pipedrive" | "sendgrid" | "postmark" | "mautic" | "marketo" => {
+            json!({"base_url": base})
+        }
         "mailgun" => json!({"base_url": base, "domain": "mg.example.com"}),
         "ses" => json!({"region": "us-east-1", "endpoint": base}),
         "prometheus" => {
@@ -119,17 +126,29 @@ fn harness() -> &'static Harness {
         let base = format!("http://{addr}");
         let http = default_http_client().expect("the http client");
         let registries = [
-            funnelgate_checker_crm::registry(),
-            funnelgate_checker_esp::registry(),
+            ("crm", funnelgate_checker_crm::registry()),
+            ("automation", funnelgate_checker_automation::registry()),
+            ("esp", funnelgate_checker_esp::registry()),
         ];
         let mut probes = BTreeMap::new();
         let _guard = runtime.enter();
-        for factory in registries.iter().flat_map(|r| r.kinds()) {
+        let all = registries
+            .iter()
+            .flat_map(|(stage, r)| r.kinds().map(move |f| (*stage, f)));
+        for (stage, factory) in all {
             let kind = factory.kind();
-            let Some(params) = params_for(kind, &base) else {
+            let Some(params) = params_for(kind, &base, true) else {
                 continue;
             };
-            let probe = match factory.build(&params) {
+            let (params, built) = match factory.build(&params) {
+                Ok(p) => (params, Ok(p)),
+                Err(_) => {
+                    let plain = params_for(kind, &base, false).unwrap_or_default();
+                    let built = factory.build(&plain);
+                    (plain, built)
+                }
+            };
+            let probe = match built {
                 Ok(p) => p,
                 Err(e) => {
                     // A renamed param must not hide a kind silently: say which and why.
@@ -141,7 +160,11 @@ fn harness() -> &'static Harness {
             spec.params = params;
             spec.secret = Some(SECRET.to_string());
             spec.timeout = HumanDuration(RUN_TIMEOUT);
-            let secret = if kind.starts_with("ses.") { SES_SECRET } else { "fuzz-token" };
+            let secret = match kind.split('.').next() {
+                Some("ses") => SES_SECRET,
+                Some("mautic" | "marketo") => "fuzz-client:fuzz-secret",
+                _ => "fuzz-token",
+            };
             let ctx = ProbeContext {
                 spec: Arc::new(spec),
                 secrets: SecretStore::new(
@@ -150,7 +173,12 @@ fn harness() -> &'static Harness {
                 ),
                 http: http.clone(),
             };
-            probes.insert(kind, (probe, ctx));
+            let key = if probes.contains_key(kind) {
+                format!("{stage}/{kind}")
+            } else {
+                kind.to_string()
+            };
+            probes.insert(key, (probe, ctx));
         }
         Harness {
             runtime,
