@@ -130,7 +130,7 @@ fn harness() -> &'static Harness {
             ("automation", funnelgate_checker_automation::registry()),
             ("esp", funnelgate_checker_esp::registry()),
         ];
-        let mut probes = BTreeMap::new();
+        let mut probes: BTreeMap<String, (Arc<dyn Probe>, ProbeContext)> = BTreeMap::new();
         let _guard = runtime.enter();
         let all = registries
             .iter()
