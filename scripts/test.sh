@@ -143,3 +143,10 @@ log "running the test suite"
 cargo test --locked --workspace --all-targets
 log "running doc tests"
 cargo test --locked --workspace --doc
+
+# ---- Fuzzing (issue 9) ---------------------------------------------------------------------------
+# Every fuzz target in fuzz/ (config, durations, thresholds, probe params, SPF, DMARC, DKIM, vendor
+# JSON, CheckResponse decoding) for a bounded time each, on the stable toolchain; any crash fails
+# and prints the crashing input. FUNNELGATE_FUZZ_SECONDS sets the time per target.
+log "fuzzing the parsers that read outside input"
+scripts/fuzz.sh "${FUNNELGATE_FUZZ_SECONDS:-20}"

@@ -455,6 +455,14 @@ pub fn parse_record(record: &str) -> Result<ParsedRecord, SyntaxError> {
     {
         return Err(syntax_at(&chars, 0, "expected v=spf1"));
     }
+    // The version is a whole term: "v=spf1x" or "v=spf1ip4:…" is no SPF record (§4.5, §12).
+    if grammar
+        .as_bytes()
+        .get(6)
+        .is_some_and(|c| !c.is_ascii_whitespace())
+    {
+        return Err(syntax_at(&chars, 6, "expected whitespace after v=spf1"));
+    }
     let mut pos = "v=spf1".len();
     let gb = grammar.as_bytes();
     loop {
@@ -1321,6 +1329,23 @@ mod tests {
             .iter()
             .map(|t| t.kind)
             .collect()
+    }
+
+    #[test]
+    fn the_version_must_be_followed_by_whitespace() {
+        // Found by the `spf` fuzz target: these are not SPF records (RFC 7208 §4.5).
+        for r in [
+            "v=spf1x",
+            "v=spf1ip4:192.0.2.1 -all",
+            "V=SPF1include:_spf.example.net",
+        ] {
+            let e = parse_record(r).unwrap_err();
+            assert_eq!(e.position, Some(6), "{r}: {e}");
+            assert!(e.message.contains("whitespace after v=spf1"), "{r}: {e}");
+        }
+        assert!(parse_record("v=spf1").is_ok());
+        assert!(parse_record("v=spf1 -all").is_ok());
+        assert!(parse_record("v=spf1\t-all").is_ok());
     }
 
     #[test]

@@ -46,11 +46,10 @@ pub fn timestamp_to_pb(t: Timestamp) -> prost_types::Timestamp {
 }
 
 pub fn timestamp_from_pb(t: &prost_types::Timestamp) -> Timestamp {
-    Timestamp::from_millis(
-        t.seconds
-            .saturating_mul(1000)
-            .saturating_add(i64::from(t.nanos) / 1_000_000),
-    )
+    // Exact in i128, then clamped: saturating the seconds first would lose the millisecond part
+    // of instants near the ends of the range (found by the `check_response` fuzz target).
+    let ms = i128::from(t.seconds) * 1000 + i128::from(t.nanos) / 1_000_000;
+    Timestamp::from_millis(ms.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
 }
 
 pub fn duration_to_pb(d: Duration) -> prost_types::Duration {
@@ -767,10 +766,29 @@ mod tests {
 
     #[test]
     fn timestamps_round_trip_including_negative() {
-        for ms in [0, 1, 999, 1_700_000_000_123, -1, -1001] {
+        // The ends of the range too (the `check_response` fuzz target found i64::MIN + 192 lost
+        // its milliseconds); what is past them clamps.
+        for ms in [
+            0,
+            1,
+            999,
+            1_700_000_000_123,
+            -1,
+            -1001,
+            i64::MIN,
+            i64::MIN + 192,
+            i64::MAX,
+            i64::MAX - 192,
+        ] {
             let t = Timestamp::from_millis(ms);
             assert_eq!(timestamp_from_pb(&timestamp_to_pb(t)), t, "{ms}");
         }
+        let far = |seconds, nanos| timestamp_from_pb(&prost_types::Timestamp { seconds, nanos });
+        assert_eq!(far(i64::MAX, 999_999_999), Timestamp::from_millis(i64::MAX));
+        assert_eq!(
+            far(i64::MIN, -999_999_999),
+            Timestamp::from_millis(i64::MIN)
+        );
     }
 
     #[test]
