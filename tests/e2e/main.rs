@@ -7,6 +7,7 @@
 
 mod cli;
 mod cluster;
+mod ha;
 mod python;
 mod quickstart;
 

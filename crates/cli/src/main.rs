@@ -5,6 +5,7 @@ mod client;
 mod config_cmd;
 mod exit;
 mod gate;
+mod ledger;
 mod plugins;
 mod probe_cmd;
 mod quickstart;
@@ -72,6 +73,11 @@ enum Command {
         #[command(subcommand)]
         cmd: probe_cmd::ProbeCmd,
     },
+    /// Verify the decision ledger straight from the database (no coordinator needed).
+    Ledger {
+        #[command(subcommand)]
+        cmd: ledger::LedgerCmd,
+    },
     /// Set up the offline quickstart (a broken marketing warehouse in SQLite) and fix it.
     Quickstart {
         #[command(subcommand)]
@@ -98,6 +104,7 @@ async fn run(cmd: Command) -> exit::CmdResult {
         Command::Config { cmd } => config_cmd::run(cmd).await,
         Command::Probe { cmd } => probe_cmd::run(cmd).await,
         Command::Quickstart { cmd } => quickstart::run(cmd).await,
+        Command::Ledger { cmd } => ledger::run(cmd).await,
     }
 }
 
