@@ -21,7 +21,14 @@ use funnelgate_proto::pb;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
 use crate::quickstart_files;
+
+/// The `grpc.health.v1` service SERVING only on the leader.
+const LEADER_SERVICE: &str = "funnelgate.coordinator.Leader";
 
 /// The lease the replicas run with.
 const LEASE: Duration = Duration::from_secs(2);
@@ -203,23 +210,10 @@ fn signal(pid: u32, sig: &str) {
     assert!(status.success(), "kill -{sig} {pid}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn replicas_hand_over_without_losing_or_duplicating_anything() {
-    funnelgate_e2e::install_crypto();
-    let db = PgDb::create();
-    let c = Cluster::checkers(tempfile::tempdir().unwrap())
-        .await
-        .unwrap();
-    let base = quickstart_files(c.dir.path(), "127.0.0.1:1", "127.0.0.1:2").await;
-    let fix = cli(
-        &["quickstart", "fix", &c.dir.path().display().to_string()],
-        &[],
-    )
-    .await
-    .unwrap();
-    assert_eq!(fix.code, 0, "{fix:?}");
+/// Start `n` coordinators named `r0…` on the quickstart config `base`, sharing `url`.
+async fn start_replicas(c: &Cluster, base: &str, url: &str, n: usize) -> Vec<Replica> {
     let mut replicas = Vec::new();
-    for i in 0..3 {
+    for i in 0..n {
         let (grpc, http) = (free_addr(), free_addr());
         let name = format!("r{i}");
         let text = base
@@ -234,15 +228,11 @@ async fn replicas_hand_over_without_losing_or_duplicating_anything() {
             .replace(
                 "database = \"funnelgate.db\"",
                 &format!(
-                    "database = \"{}\"\nlease = \"{}s\"\nnode_name = \"{name}\"",
-                    db.url,
+                    "database = \"{url}\"\nlease = \"{}s\"\nnode_name = \"{name}\"",
                     LEASE.as_secs()
                 ),
             );
-        assert!(
-            text.contains(&db.url),
-            "the quickstart config changed shape"
-        );
+        assert!(text.contains(url), "the quickstart config changed shape");
         let path = c.dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, format!("{text}\n{}", c.checkers_toml())).unwrap();
         let mut proc = Proc::start(
@@ -267,10 +257,113 @@ async fn replicas_hand_over_without_losing_or_duplicating_anything() {
             proc,
         });
     }
+    replicas
+}
+
+/// Checkers and the fixed quickstart warehouse; the config text with placeholder addresses.
+async fn fixed_quickstart() -> (Cluster, String) {
+    let c = Cluster::checkers(tempfile::tempdir().unwrap())
+        .await
+        .unwrap();
+    let base = quickstart_files(c.dir.path(), "127.0.0.1:1", "127.0.0.1:2").await;
+    let fix = cli(
+        &["quickstart", "fix", &c.dir.path().display().to_string()],
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(fix.code, 0, "{fix:?}");
+    (c, base)
+}
+
+/// `grpc.health.v1` status of `service` at `addr`.
+async fn health(addr: &str, service: &str) -> i32 {
+    let ch = funnelgate_e2e::channel(addr).await.unwrap();
+    HealthClient::new(ch)
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .map(|r| r.into_inner().status)
+        .unwrap_or(-1)
+}
+
+/// The ledger of `acme`: `(seq, term, kind)` in order; asserts it verifies end to end (through
+/// the CLI), is continuous and that terms never decrease along it.
+async fn checked_ledger(url: &str) -> Vec<(u64, i64, String)> {
+    let verify = cli(&["ledger", "verify", "--storage", url], &[])
+        .await
+        .unwrap();
+    assert_eq!(verify.code, 0, "{verify:?}");
+    assert!(
+        verify.stdout.contains("acme: hash chain verified"),
+        "{verify:?}"
+    );
+    let rows = psql(
+        url,
+        "SELECT seq || ' ' || term || ' ' || kind FROM ledger WHERE funnel = 'acme' ORDER BY seq",
+    );
+    let rows: Vec<(u64, i64, String)> = rows
+        .lines()
+        .map(|l| {
+            let mut p = l.split(' ');
+            (
+                p.next().unwrap().parse().unwrap(),
+                p.next().unwrap().parse().unwrap(),
+                p.next().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (i, (seq, _, _)) in rows.iter().enumerate() {
+        assert_eq!(*seq, i as u64 + 1, "sequences are continuous: {rows:?}");
+    }
+    assert!(
+        rows.windows(2).all(|w| w[0].1 <= w[1].1),
+        "a deposed leader appended after a newer term: {rows:?}"
+    );
+    rows
+}
+
+/// No decision a watcher saw was OPEN on evidence older than `stale_after`.
+fn assert_no_stale_open(seen: &Seen) {
+    for (at, d) in seen.lock().unwrap().iter() {
+        if d.state == pb::GateState::Open as i32 {
+            for s in &d.stages {
+                let checked = s.checked_at.as_ref().expect("an OPEN stage was checked");
+                let checked = SystemTime::UNIX_EPOCH
+                    + Duration::new(checked.seconds as u64, checked.nanos as u32);
+                let age = at.duration_since(checked).unwrap_or_default();
+                assert!(
+                    age <= STALE_AFTER,
+                    "OPEN served on evidence {age:?} old (stage {}): {d:?}",
+                    s.stage
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_hand_over_without_losing_or_duplicating_anything() {
+    funnelgate_e2e::install_crypto();
+    let db = PgDb::create();
+    let (c, base) = fixed_quickstart().await;
+    let mut replicas = start_replicas(&c, &base, &db.url, 3).await;
     let http = reqwest::Client::new();
     let all = [0, 1, 2];
     let (leader, term1, _) = wait_leader(&http, &replicas, &all, 0, Duration::from_secs(20)).await;
     let followers: Vec<usize> = all.iter().copied().filter(|&i| i != leader).collect();
+    assert_eq!(
+        health(&replicas[leader].grpc, LEADER_SERVICE).await,
+        ServingStatus::Serving as i32
+    );
+    for &f in &followers {
+        assert_eq!(
+            health(&replicas[f].grpc, LEADER_SERVICE).await,
+            ServingStatus::NotServing as i32,
+            "a follower does not claim leadership in grpc.health.v1"
+        );
+    }
     let watchers: Vec<(usize, Seen)> = followers
         .iter()
         .map(|&i| (i, watch(replicas[i].grpc.clone())))
@@ -444,36 +537,7 @@ async fn replicas_hand_over_without_losing_or_duplicating_anything() {
 
     // The ledger: verifies end to end, continuous, terms never decrease, every acknowledged
     // write present exactly once.
-    let verify = cli(&["ledger", "verify", "--storage", &db.url], &[])
-        .await
-        .unwrap();
-    assert_eq!(verify.code, 0, "{verify:?}");
-    assert!(
-        verify.stdout.contains("acme: hash chain verified"),
-        "{verify:?}"
-    );
-    let rows = psql(
-        &db.url,
-        "SELECT seq || ' ' || term || ' ' || kind FROM ledger WHERE funnel = 'acme' ORDER BY seq",
-    );
-    let rows: Vec<(u64, i64, String)> = rows
-        .lines()
-        .map(|l| {
-            let mut p = l.split(' ');
-            (
-                p.next().unwrap().parse().unwrap(),
-                p.next().unwrap().parse().unwrap(),
-                p.next().unwrap().to_string(),
-            )
-        })
-        .collect();
-    for (i, (seq, _, _)) in rows.iter().enumerate() {
-        assert_eq!(*seq, i as u64 + 1, "sequences are continuous: {rows:?}");
-    }
-    assert!(
-        rows.windows(2).all(|w| w[0].1 <= w[1].1),
-        "a deposed leader appended after a newer term: {rows:?}"
-    );
+    let rows = checked_ledger(&db.url).await;
     // Every acknowledged write was made under the term of the leader that acknowledged it.
     for (ack, term) in [(ack1, term1), (ack2, term2), (ack3, term3), (ack4, term4)] {
         let row = rows.iter().find(|r| r.0 == ack).unwrap();
@@ -507,25 +571,276 @@ async fn replicas_hand_over_without_losing_or_duplicating_anything() {
 
     // Nothing a follower served was OPEN on stale evidence.
     for seen in watchers.iter().map(|(_, s)| s).chain([&resumed_seen]) {
-        for (at, d) in seen.lock().unwrap().iter() {
-            if d.state == pb::GateState::Open as i32 {
-                for s in &d.stages {
-                    let checked = s.checked_at.as_ref().expect("an OPEN stage was checked");
-                    let checked = SystemTime::UNIX_EPOCH
-                        + Duration::new(checked.seconds as u64, checked.nanos as u32);
-                    let age = at.duration_since(checked).unwrap_or_default();
-                    assert!(
-                        age <= STALE_AFTER,
-                        "OPEN served on evidence {age:?} old (stage {}): {d:?}",
-                        s.stage
-                    );
-                }
-            }
-        }
+        assert_no_stale_open(seen);
     }
     eprintln!(
         "takeover: kill -9 {takeover_kill:?}, SIGSTOP {takeover_pause:?}, sessions cut {takeover_cut:?}"
     );
+    for r in &mut replicas {
+        if !r.proc.has_exited() {
+            r.proc.terminate().unwrap();
+            r.proc.wait_exit(Duration::from_secs(15)).await.unwrap();
+        }
+    }
+    drop(c);
+}
+
+/// A PostgreSQL server owned by one test: `initdb` into a temp dir with the machine's
+/// `/usr/lib/postgresql/<version>/bin`, a free port, run as the `postgres` OS user (`runuser`;
+/// PostgreSQL refuses to run as root), stopped by its postmaster pid (SIGINT: fast shutdown).
+/// The machine's shared server is never touched.
+struct PrivatePg {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    port: u16,
+}
+
+impl PrivatePg {
+    fn init() -> PrivatePg {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL server binaries in /usr/lib/postgresql")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .find(|p| p.join("initdb").exists())
+            .expect("an initdb under /usr/lib/postgresql/*/bin");
+        let dir = tempfile::tempdir().unwrap();
+        let owned = std::process::Command::new("chown")
+            .args(["-R", "postgres:postgres", &dir.path().display().to_string()])
+            .status()
+            .unwrap();
+        assert!(owned.success());
+        let data = dir.path().join("data");
+        let out = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("initdb"))
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pg = PrivatePg {
+            dir,
+            bin,
+            port: funnelgate_e2e::free_port(),
+        };
+        pg.start();
+        pg
+    }
+
+    fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Start the server and wait until it accepts connections.
+    fn start(&self) {
+        let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
+        // `runuser` waits for the server, which detaches nothing: it is reaped by `stop`.
+        std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("postgres"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-p", &self.port.to_string(), "-k"])
+            .arg(self.dir.path())
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        loop {
+            let ok = std::process::Command::new(self.bin.join("pg_isready"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q"])
+                .status()
+                .unwrap()
+                .success();
+            if ok {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the private PostgreSQL did not start: {}",
+                std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The postmaster's pid (first line of `postmaster.pid`), while it runs.
+    fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.path().join("data/postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Fast shutdown by pid; wait until it is gone.
+    fn stop(&self) {
+        let Some(pid) = self.pid() else { return };
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status();
+        let start = Instant::now();
+        while std::path::Path::new(&format!("/proc/{pid}")).exists()
+            && start.elapsed() < Duration::from_secs(20)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Two coordinators on a private PostgreSQL: kill -9 the leader while it evaluates, then restart
+/// PostgreSQL under the survivor. While the database is down the replica stops claiming ready
+/// (`/readyz` 503, health NOT_SERVING) but still answers reads; when it is back a leader is
+/// elected again and nothing acknowledged was lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_survive_a_leader_kill_and_a_database_restart() {
+    funnelgate_e2e::install_crypto();
+    let pg = PrivatePg::init();
+    psql(&pg.url("postgres"), "CREATE DATABASE fg");
+    let url = pg.url("fg");
+    let (c, base) = fixed_quickstart().await;
+    let mut replicas = start_replicas(&c, &base, &url, 2).await;
+    let http = reqwest::Client::new();
+    let (leader, term1, _) =
+        wait_leader(&http, &replicas, &[0, 1], 0, Duration::from_secs(20)).await;
+    let follower = 1 - leader;
+    let seen = watch(replicas[follower].grpc.clone());
+
+    // Mid-evaluation: the leader has checked every stage and keeps checking (5 s intervals,
+    // 1 s ticks) when it is killed.
+    funnelgate_e2e::wait_decision(
+        &replicas[leader].grpc,
+        "acme",
+        Duration::from_secs(30),
+        "every stage checked",
+        |d| d.stages.iter().all(|s| s.checked_at.is_some()),
+    )
+    .await
+    .unwrap();
+    replicas[leader].proc.kill().unwrap();
+    let (new, term2, takeover) = wait_leader(&http, &replicas, &[follower], term1, LEASE * 3).await;
+    assert_eq!(new, follower);
+    assert!(takeover <= LEASE, "takeover took {takeover:?}");
+    let mut g = gate_client(&replicas[new].grpc).await.unwrap();
+    let ack = g
+        .set_override(override_req(pb::GateState::Closed, "before-restart"))
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap()
+        .sequence;
+    wait_seen(
+        &seen,
+        "the new leader's override",
+        Duration::from_secs(5),
+        |d| d.sequence >= ack,
+    )
+    .await;
+
+    // The database goes away: not ready, not serving, reads still answered from memory.
+    pg.stop();
+    let start = Instant::now();
+    loop {
+        let r = role(&http, &replicas[new].http).await;
+        if r.as_ref().is_some_and(|r| !r.ready && !r.leader) {
+            break;
+        }
+        assert!(
+            start.elapsed() < LEASE * 2,
+            "the replica kept claiming ready without its database: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        health(&replicas[new].grpc, "").await,
+        ServingStatus::NotServing as i32
+    );
+    let during = g
+        .get_gate(pb::GetGateRequest {
+            funnel: "acme".into(),
+            view: pb::GateView::Compact as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap();
+    assert_ne!(during.state, pb::GateState::Open as i32, "{during:?}");
+
+    // Back: a leader again, ready, the acknowledged override still in force.
+    pg.start();
+    let (back, term3, recovery) =
+        wait_leader(&http, &replicas, &[new], term2, Duration::from_secs(15)).await;
+    assert_eq!(back, new);
+    let start = Instant::now();
+    while !role(&http, &replicas[back].http)
+        .await
+        .is_some_and(|r| r.ready)
+    {
+        assert!(start.elapsed() < Duration::from_secs(15), "not ready again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        health(&replicas[back].grpc, "").await,
+        ServingStatus::Serving as i32
+    );
+    let now = g
+        .get_gate(pb::GetGateRequest {
+            funnel: "acme".into(),
+            view: pb::GateView::Compact as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap();
+    assert_eq!(
+        now.r#override.as_ref().map(|o| o.reason.as_str()),
+        Some("before-restart"),
+        "{now:?}"
+    );
+    let after = g
+        .clear_override(pb::ClearOverrideRequest {
+            funnel: "acme".into(),
+            reason: "after-restart".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap()
+        .sequence;
+
+    let rows = checked_ledger(&url).await;
+    for (seq, term) in [(ack, term2), (after, term3)] {
+        let found: Vec<_> = rows.iter().filter(|r| r.0 == seq).collect();
+        assert_eq!(found.len(), 1, "acknowledged write {seq} once: {rows:?}");
+        assert_eq!(found[0].1, term, "{rows:?}");
+    }
+    for marker in ["before-restart", "after-restart"] {
+        let count = psql(
+            &url,
+            &format!("SELECT count(*) FROM ledger WHERE payload::jsonb->>'reason' = '{marker}'"),
+        );
+        assert_eq!(count, "1", "{marker} written exactly once");
+    }
+    assert_no_stale_open(&seen);
+    eprintln!("takeover after kill -9: {takeover:?}; leader again {recovery:?} after the restart");
     for r in &mut replicas {
         if !r.proc.has_exited() {
             r.proc.terminate().unwrap();
