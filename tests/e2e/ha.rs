@@ -593,10 +593,12 @@ struct PrivatePg {
     dir: tempfile::TempDir,
     bin: std::path::PathBuf,
     port: u16,
+    /// `runuser` running the server (exits with it).
+    server: Mutex<Option<std::process::Child>>,
 }
 
 impl PrivatePg {
-    fn init() -> PrivatePg {
+    async fn init() -> PrivatePg {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL server binaries in /usr/lib/postgresql")
             .filter_map(|e| e.ok())
@@ -626,8 +628,9 @@ impl PrivatePg {
             dir,
             bin,
             port: funnelgate_e2e::free_port(),
+            server: Mutex::new(None),
         };
-        pg.start();
+        pg.start().await;
         pg
     }
 
@@ -636,10 +639,10 @@ impl PrivatePg {
     }
 
     /// Start the server and wait until it accepts connections.
-    fn start(&self) {
+    async fn start(&self) {
         let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
-        // `runuser` waits for the server, which detaches nothing: it is reaped by `stop`.
-        std::process::Command::new("runuser")
+        // `runuser` waits for the server: it is reaped by `stop`.
+        let child = std::process::Command::new("runuser")
             .args(["-u", "postgres", "--"])
             .arg(self.bin.join("postgres"))
             .arg("-D")
@@ -651,6 +654,7 @@ impl PrivatePg {
             .stderr(log)
             .spawn()
             .unwrap();
+        *self.server.lock().unwrap() = Some(child);
         let start = Instant::now();
         loop {
             let ok = std::process::Command::new(self.bin.join("pg_isready"))
@@ -666,7 +670,7 @@ impl PrivatePg {
                 "the private PostgreSQL did not start: {}",
                 std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
             );
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -681,24 +685,32 @@ impl PrivatePg {
             .ok()
     }
 
-    /// Fast shutdown by pid; wait until it is gone.
-    fn stop(&self) {
-        let Some(pid) = self.pid() else { return };
-        let _ = std::process::Command::new("kill")
-            .args(["-INT", &pid.to_string()])
-            .status();
-        let start = Instant::now();
-        while std::path::Path::new(&format!("/proc/{pid}")).exists()
-            && start.elapsed() < Duration::from_secs(20)
-        {
-            std::thread::sleep(Duration::from_millis(20));
+    /// Ask the postmaster (by its pid) for a fast shutdown; the running `runuser`, if any.
+    fn signal_stop(&self) -> Option<std::process::Child> {
+        if let Some(pid) = self.pid() {
+            let _ = std::process::Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status();
+        }
+        self.server.lock().unwrap().take()
+    }
+
+    /// Fast shutdown; returns once the server has exited.
+    async fn stop(&self) {
+        if let Some(mut child) = self.signal_stop() {
+            tokio::task::spawn_blocking(move || child.wait())
+                .await
+                .unwrap()
+                .unwrap();
         }
     }
 }
 
 impl Drop for PrivatePg {
     fn drop(&mut self) {
-        self.stop();
+        if let Some(mut child) = self.signal_stop() {
+            let _ = child.wait();
+        }
     }
 }
 
@@ -709,7 +721,7 @@ impl Drop for PrivatePg {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_replicas_survive_a_leader_kill_and_a_database_restart() {
     funnelgate_e2e::install_crypto();
-    let pg = PrivatePg::init();
+    let pg = PrivatePg::init().await;
     psql(&pg.url("postgres"), "CREATE DATABASE fg");
     let url = pg.url("fg");
     let (c, base) = fixed_quickstart().await;
@@ -753,7 +765,7 @@ async fn two_replicas_survive_a_leader_kill_and_a_database_restart() {
     .await;
 
     // The database goes away: not ready, not serving, reads still answered from memory.
-    pg.stop();
+    pg.stop().await;
     let start = Instant::now();
     loop {
         let r = role(&http, &replicas[new].http).await;
@@ -783,7 +795,7 @@ async fn two_replicas_survive_a_leader_kill_and_a_database_restart() {
     assert_ne!(during.state, pb::GateState::Open as i32, "{during:?}");
 
     // Back: a leader again, ready, the acknowledged override still in force.
-    pg.start();
+    pg.start().await;
     let (back, term3, recovery) =
         wait_leader(&http, &replicas, &[new], term2, Duration::from_secs(15)).await;
     assert_eq!(back, new);
