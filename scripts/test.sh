@@ -7,6 +7,11 @@
 #   scripts/test.sh --no-provision   skip installs (servers are still checked)
 #
 # It fails loudly when a dependency cannot be provided; it never skips tests.
+#
+# It touches only what it started: packages are installed with services kept from starting
+# (policy-rc.d), a database server it had to start is stopped again on exit — success, failure or
+# Ctrl-C — by the pid it recorded (FUNNELGATE_KEEP_SERVICES=1 leaves them running), and nothing is
+# ever killed by name. The tests start their own DNS/SMTP/Prometheus instances on free ports.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,6 +22,33 @@ provision=1
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'test.sh: error: %s\n' "$*" >&2; exit 1; }
+
+# ---- Cleanup of what this script started (and only that) ---------------------------------------
+state="$(mktemp -d "${TMPDIR:-/tmp}/funnelgate-test.XXXXXX")"
+policy_rc_d=""        # set when we created /usr/sbin/policy-rc.d
+started_pg_cluster="" # "<version> main" when we started PostgreSQL
+started_mariadb_pid="" # the mariadbd we started
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ -n "$policy_rc_d" ] && [ -f "$policy_rc_d" ]; then rm -f "$policy_rc_d"; fi
+  if [ "${FUNNELGATE_KEEP_SERVICES:-0}" != 1 ]; then
+    if [ -n "$started_mariadb_pid" ] && kill -0 "$started_mariadb_pid" 2>/dev/null; then
+      log "stopping the MariaDB this script started (pid $started_mariadb_pid)"
+      kill -TERM "$started_mariadb_pid" 2>/dev/null || true
+    fi
+    if [ -n "$started_pg_cluster" ]; then
+      log "stopping the PostgreSQL cluster this script started ($started_pg_cluster)"
+      # shellcheck disable=SC2086
+      pg_ctlcluster --skip-systemctl-redirect $started_pg_cluster stop >/dev/null 2>&1 || true
+    fi
+  fi
+  rm -rf "$state"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 packages() { grep -v '^\s*#' "$1" | sed '/^\s*$/d'; }
 
@@ -29,14 +61,18 @@ if [ "$provision" = 1 ]; then
   if [ "${#missing[@]}" -gt 0 ]; then
     log "installing Debian packages: ${missing[*]}"
     command -v apt-get >/dev/null || die "apt-get not found: install ${missing[*]} by hand"
+    # Debian starts services (nsd, prometheus…) on install; the tests run their own instances.
+    # policy-rc.d answering 101 ("action forbidden") keeps invoke-rc.d from starting them, so
+    # there is nothing to stop afterwards. An existing policy-rc.d (the admin's) is respected.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\n# written by funnelgate scripts/test.sh for one install; removed after it\nexit 101\n' \
+        > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && policy_rc_d=/usr/sbin/policy-rc.d
+    fi
     apt-get update -qq || die "apt-get update failed"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
       || die "could not install ${missing[*]}"
+    if [ -n "$policy_rc_d" ]; then rm -f "$policy_rc_d"; policy_rc_d=""; fi
   fi
-  # Debian starts nsd and prometheus as services on install; the tests run their own instances.
-  for svc in nsd prometheus; do
-    pkill -x "$svc" 2>/dev/null || true
-  done
 
   # ---- Python virtualenv (outside references: checkdmarc, vendor clients, grpcio) -------------
   if [ ! -x .venv/bin/python ]; then
@@ -66,7 +102,10 @@ wait_for() { # name, command...
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   log "starting PostgreSQL"
   if command -v pg_ctlcluster >/dev/null; then
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+    pg_version="$(ls /etc/postgresql | head -n1)"
+    if pg_ctlcluster --skip-systemctl-redirect "$pg_version" main start; then
+      started_pg_cluster="$pg_version main"
+    fi
   fi
 fi
 wait_for "PostgreSQL on 127.0.0.1:5432" pg_isready -h 127.0.0.1 -p 5432 -q
@@ -76,7 +115,10 @@ psql -h 127.0.0.1 -U postgres -d test -c 'select 1' >/dev/null 2>&1 \
 
 if ! mariadb -h 127.0.0.1 -P 3306 -u root -e 'select 1' >/dev/null 2>&1; then
   log "starting MariaDB"
-  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+  if start-stop-daemon --start --background --make-pidfile --pidfile "$state/mariadbd.pid" \
+      --exec /usr/sbin/mariadbd; then
+    started_mariadb_pid="$(cat "$state/mariadbd.pid")"
+  fi
 fi
 wait_for "MariaDB on 127.0.0.1:3306" mariadb -h 127.0.0.1 -P 3306 -u root -e 'select 1'
 mariadb -h 127.0.0.1 -P 3306 -u root -e 'create database if not exists test' \

@@ -452,6 +452,7 @@ async fn bad_requests_get_the_right_status_codes() {
         state: pb::GateState::Closed as i32,
         reason: "test".into(),
         ttl_seconds: 60,
+        percent: None,
     };
     let with_token = |msg: pb::SetOverrideRequest, token: &str| {
         let mut req = tonic::Request::new(msg);

@@ -10,6 +10,7 @@ mod cluster;
 mod ha;
 mod python;
 mod quickstart;
+mod robustness;
 
 use std::path::Path;
 

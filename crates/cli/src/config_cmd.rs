@@ -45,9 +45,21 @@ pub async fn run(cmd: ConfigCmd) -> CmdResult {
                 None
             };
             let checked = if with_checkers {
+                // Here a checker that does not answer is a finding: the user asked to check
+                // against the checkers (the coordinator itself would start and hold).
                 funnelgate_coordinator::preflight(&config, &env)
                     .await
-                    .map(|_| ())
+                    .and_then(|p| {
+                        let issues = p.unreachable_issues();
+                        if issues.is_empty() {
+                            Ok(())
+                        } else {
+                            Err(funnelgate_coordinator::ConfigError {
+                                file: config.file_label(),
+                                issues,
+                            })
+                        }
+                    })
             } else {
                 config.validate()
             };

@@ -111,6 +111,9 @@ pub enum GateCmd {
         /// How long the override lasts, e.g. 2h (at most 7d).
         #[arg(long, value_parser = parse_duration)]
         ttl: Duration,
+        /// The share (1-100) a forced OPEN allows; default the first step of the funnel's ramp.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+        percent: Option<u32>,
     },
     /// Remove an active override (audited).
     ClearOverride {
@@ -205,10 +208,16 @@ pub async fn run(cmd: GateCmd, args: &ClientArgs) -> CmdResult {
             state,
             reason,
             ttl,
+            percent,
         } => {
             check_funnel(&funnel)?;
             if ttl.is_zero() {
                 return Err(CliError::usage("--ttl must be greater than 0s"));
+            }
+            if percent.is_some() && state == OverrideState::Closed {
+                return Err(CliError::usage(
+                    "--percent is the share a forced OPEN allows: a CLOSED gate allows none",
+                ));
             }
             let state = match state {
                 OverrideState::Open => pb::GateState::Open,
@@ -220,6 +229,7 @@ pub async fn run(cmd: GateCmd, args: &ClientArgs) -> CmdResult {
                 state: state as i32,
                 reason,
                 ttl_seconds: ttl.as_secs().max(1),
+                percent,
             };
             let what = format!("set override on `{funnel}`");
             let resp = call(&t, &what, c.set_override(request(&t, msg))).await?;

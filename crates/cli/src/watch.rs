@@ -36,11 +36,18 @@ async fn open(
     client::call(t, &what, c.watch_gate(tonic::Request::new(msg))).await
 }
 
-fn satisfied(until: Until, state: GateState) -> bool {
-    match until {
-        Until::Open => state == GateState::Open,
-        Until::NotClosed => state != GateState::Closed,
-    }
+/// Is what `gate wait` waits for there? Never on a decision that allows no share (one that is
+/// still waiting for its first evidence holds at 0%): there is nothing to roll out yet.
+fn satisfied(until: Until, d: &funnelgate_core::GateDecision) -> bool {
+    let awaiting = d
+        .reasons
+        .iter()
+        .any(|r| r.code == funnelgate_core::ReasonCode::AwaitingEvidence);
+    let state_ok = match until {
+        Until::Open => d.state == GateState::Open,
+        Until::NotClosed => d.state != GateState::Closed,
+    };
+    state_ok && d.allowed_rollout_percent > 0 && !awaiting
 }
 
 /// The progress display on stderr: a live line on a terminal, plain lines otherwise.
@@ -138,10 +145,10 @@ pub async fn wait(
                         let Some(d) = resp.decision else { continue };
                         let core = render::to_core(&d)?;
                         let changed = last_core.as_ref().is_none_or(|p| render::one_line(p) != render::one_line(&core));
-                        let state = core.state;
+                        let done = satisfied(until, &core);
                         last = Some(d);
                         last_core = Some(core);
-                        if satisfied(until, state) {
+                        if done {
                             break 'outer;
                         }
                         if changed || progress.tty {
@@ -184,6 +191,7 @@ pub async fn wait(
         }));
     };
     let state = render::state_of(&d);
+    let core = render::to_core(&d)?;
     match out {
         Output::Json => println!("{}", render::json_string(&render::decision_json(&d)?)),
         Output::Text => println!(
@@ -191,11 +199,16 @@ pub async fn wait(
             render::decision_text(&render::to_core(&d)?, d.sequence)
         ),
     }
-    if !satisfied(until, state) {
+    if !satisfied(until, &core) {
         eprintln!(
-            "error: timed out after {}: the gate of `{funnel}` is {state}",
-            format_duration(timeout)
+            "error: timed out after {}: the gate of `{funnel}` is {state} at {}%",
+            format_duration(timeout),
+            core.allowed_rollout_percent
         );
+        // A gate that allows nothing never exits 0, even if forced OPEN.
+        if state == GateState::Open {
+            return Ok(exit::HOLD);
+        }
     }
     Ok(render::exit_code(state))
 }

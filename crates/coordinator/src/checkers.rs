@@ -1,6 +1,7 @@
 //! The coordinator as a `StageChecker` client: lazily connected channels with timeouts, the
-//! `Describe` handshake at start (retried until `startup_timeout`), and validation of every
-//! configured probe against what its checker supports (kind and params schema).
+//! `Describe` handshake at start (retried until `startup_timeout`; a checker that does not answer
+//! by then is not an error, see [`crate::liveness`]), and validation of every configured probe
+//! against what its checker supports (kind and params schema).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -19,6 +20,8 @@ pub struct CheckerClient {
     name: String,
     endpoint: String,
     timeout: Duration,
+    connect_timeout: Duration,
+    channel: Channel,
     client: StageCheckerClient<Channel>,
 }
 
@@ -67,6 +70,13 @@ fn status_text(status: &tonic::Status) -> String {
     }
 }
 
+impl CallError {
+    /// Classify a failed call's status (`timeout` is the deadline the call had).
+    pub fn from_status(status: tonic::Status, timeout: Duration) -> Self {
+        classify(status, timeout)
+    }
+}
+
 fn classify(status: tonic::Status, timeout: Duration) -> CallError {
     match status.code() {
         tonic::Code::DeadlineExceeded => CallError::Timeout(timeout),
@@ -88,13 +98,18 @@ impl CheckerClient {
             .map_err(|e| format!("`{}` is not a valid endpoint: {e}", config.endpoint))?
             .connect_timeout(config.connect_timeout.get())
             .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
+            // A peer that vanishes without closing its socket is noticed within ~15 s.
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5))
             .keep_alive_while_idle(true);
+        let channel = endpoint.connect_lazy();
         Ok(CheckerClient {
             name: name.to_string(),
             endpoint: config.endpoint.clone(),
             timeout: config.timeout.get(),
-            client: StageCheckerClient::new(endpoint.connect_lazy()),
+            connect_timeout: config.connect_timeout.get(),
+            client: StageCheckerClient::new(channel.clone()),
+            channel,
         })
     }
 
@@ -111,6 +126,16 @@ impl CheckerClient {
     /// The `Check` deadline.
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// The connection timeout.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// The (lazily connected, shared) channel, for other services of the same checker (health).
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
     }
 
     /// `name at endpoint`, as messages show it.
@@ -174,12 +199,13 @@ pub fn used_checkers(config: &Config) -> BTreeSet<String> {
         .collect()
 }
 
-/// Call `Describe` on one checker until it answers or `deadline` passes, with backoff.
+/// Call `Describe` on one checker until it answers or `deadline` passes, with backoff; the
+/// error says how often it was asked and why it did not answer.
 async fn describe_until(
     client: &CheckerClient,
     deadline: Instant,
     budget: Duration,
-) -> Result<pb::DescribeResponse, ConfigIssue> {
+) -> Result<pb::DescribeResponse, String> {
     let mut backoff = Duration::from_millis(100);
     let mut attempt = 0u32;
     loop {
@@ -198,13 +224,10 @@ async fn describe_until(
         };
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
-            return Err(ConfigIssue::new(
-                format!("checkers.{}.endpoint", client.name()),
-                format!(
-                    "checker `{}` did not answer Describe within {} ({attempt} attempts): {error}",
-                    client.label(),
-                    funnelgate_core::HumanDuration(budget)
-                ),
+            return Err(format!(
+                "checker `{}` did not answer Describe within {} ({attempt} attempts): {error}",
+                client.label(),
+                funnelgate_core::HumanDuration(budget)
             ));
         }
         tracing::info!(checker = %client.name(), endpoint = %client.endpoint(), attempt, %error,
@@ -214,13 +237,22 @@ async fn describe_until(
     }
 }
 
+/// What asking every checker `Describe` at start established.
+#[derive(Debug, Default)]
+pub struct Described {
+    /// The checkers that answered, with their answer.
+    pub answered: BTreeMap<String, pb::DescribeResponse>,
+    /// The checkers that did not answer within the start-up budget, with why. Not an error:
+    /// they are validated when they first answer ([`crate::liveness`]).
+    pub unreachable: BTreeMap<String, String>,
+}
+
 /// Describe every checker a stage uses, concurrently, each retried until `startup_timeout`.
-/// Checkers that never answer are reported as issues (all of them).
 pub async fn describe_all(
     clients: &BTreeMap<String, CheckerClient>,
     used: &BTreeSet<String>,
     startup_timeout: Duration,
-) -> Result<BTreeMap<String, pb::DescribeResponse>, Vec<ConfigIssue>> {
+) -> Described {
     let deadline = Instant::now() + startup_timeout;
     let calls =
         clients
@@ -232,24 +264,22 @@ pub async fn describe_all(
                     describe_until(client, deadline, startup_timeout).await,
                 )
             });
-    let mut out = BTreeMap::new();
-    let mut issues = Vec::new();
+    let mut out = Described::default();
     for (name, result) in futures::future::join_all(calls).await {
         match result {
             Ok(d) => {
-                out.insert(name, d);
+                out.answered.insert(name, d);
             }
-            Err(issue) => issues.push(issue),
+            Err(reason) => {
+                tracing::warn!(checker = %name, %reason, "starting without this checker: its stages are UNKNOWN (UNREACHABLE) until it answers");
+                out.unreachable.insert(name, reason);
+            }
         }
     }
     for name in clients.keys().filter(|n| !used.contains(*n)) {
         tracing::warn!(checker = %name, "checker is configured but no stage uses it");
     }
-    if issues.is_empty() {
-        Ok(out)
-    } else {
-        Err(issues)
-    }
+    out
 }
 
 /// Check every probe of every stage against its checker's `Describe`: the kind must be
@@ -260,13 +290,16 @@ pub fn validate_probes(
 ) -> Vec<ConfigIssue> {
     let mut issues = Vec::new();
     // Parse each published schema once.
-    let mut schemas: BTreeMap<(&str, &str), Option<serde_json::Value>> = BTreeMap::new();
+    let mut schemas: BTreeMap<(&str, &str), Option<schema::ParamsSchema>> = BTreeMap::new();
     for (name, d) in described {
         for k in &d.probe_kinds {
             let parsed = if k.params_schema_json.trim().is_empty() {
                 None
             } else {
-                match serde_json::from_str(&k.params_schema_json) {
+                match serde_json::from_str(&k.params_schema_json)
+                    .map_err(|e| e.to_string())
+                    .and_then(|v| schema::ParamsSchema::compile(&v))
+                {
                     Ok(v) => Some(v),
                     Err(error) => {
                         tracing::warn!(checker = %name, kind = %k.kind, %error,
@@ -311,7 +344,7 @@ pub fn validate_probes(
                     }
                     Some(None) => {}
                     Some(Some(schema)) => {
-                        for v in schema::validate(schema, &probe.params) {
+                        for v in schema.check(&probe.params) {
                             let k = if v.path.is_empty() {
                                 format!("{key}.params")
                             } else if v.path.starts_with('[') {

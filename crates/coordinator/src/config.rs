@@ -32,6 +32,9 @@ pub struct ConfigIssue {
     pub key: String,
     /// What is wrong and, where possible, how to fix it.
     pub reason: String,
+    /// The environment variable the offending value came from (`FUNNELGATE__…`), when it did
+    /// not come from the file: messages then name the variable instead of the file.
+    pub env_var: Option<String>,
 }
 
 impl ConfigIssue {
@@ -40,7 +43,16 @@ impl ConfigIssue {
         ConfigIssue {
             key: key.into(),
             reason: reason.into(),
+            env_var: None,
         }
+    }
+
+    /// Attribute the issue to `env_var` if its key was set by that override variable.
+    fn attribute(mut self, overrides: &BTreeMap<String, String>) -> Self {
+        if self.env_var.is_none() {
+            self.env_var = overrides.get(&self.key).cloned();
+        }
+        self
     }
 }
 
@@ -79,10 +91,14 @@ impl fmt::Display for ConfigError {
             if i > 0 {
                 f.write_str("\n")?;
             }
+            let origin = match &issue.env_var {
+                Some(var) => format!("environment variable {var}"),
+                None => self.file.clone(),
+            };
             if issue.key.is_empty() {
-                write!(f, "{}: {}", self.file, issue.reason)?;
+                write!(f, "{origin}: {}", issue.reason)?;
             } else {
-                write!(f, "{}: {}: {}", self.file, issue.key, issue.reason)?;
+                write!(f, "{origin}: {}: {}", issue.key, issue.reason)?;
             }
         }
         Ok(())
@@ -107,7 +123,7 @@ fn default_tick_interval() -> HumanDuration {
     HumanDuration::from_secs(5)
 }
 fn default_startup_timeout() -> HumanDuration {
-    HumanDuration::from_secs(30)
+    HumanDuration::from_secs(10)
 }
 fn default_max_watchers() -> usize {
     20_000
@@ -143,6 +159,10 @@ pub struct Config {
     /// The file this configuration was loaded from (not a config key).
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// Keys set by `FUNNELGATE__…` environment variables, with the variable (not a config key):
+    /// problems with those keys name the variable, not the file.
+    #[serde(skip)]
+    pub env_overrides: BTreeMap<String, String>,
 }
 
 /// `[coordinator]`: listeners, storage and timing.
@@ -181,7 +201,8 @@ pub struct CoordinatorSection {
     /// re-evaluated (default `5s`).
     #[serde(default = "default_tick_interval")]
     pub tick_interval: HumanDuration,
-    /// How long to wait at start for every checker to answer `Describe` (default `30s`).
+    /// How long start-up waits for every checker to answer `Describe` before serving without
+    /// the ones that have not (they are validated when they first answer; default `10s`).
     #[serde(default = "default_startup_timeout")]
     pub startup_timeout: HumanDuration,
     /// Maximum concurrent `WatchGate` streams (default 20000).
@@ -316,6 +337,7 @@ impl Config {
             checkers,
             funnels,
             source: None,
+            env_overrides: BTreeMap::new(),
         }
     }
 
@@ -367,7 +389,11 @@ impl Config {
     /// funnels, stages whose checker is not configured, listen addresses, checker endpoints,
     /// timings, operators. Every problem is reported, each with its key path.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let issues = self.issues();
+        let issues: Vec<ConfigIssue> = self
+            .issues()
+            .into_iter()
+            .map(|i| i.attribute(&self.env_overrides))
+            .collect();
         if issues.is_empty() {
             Ok(())
         } else {
@@ -644,6 +670,7 @@ pub fn from_str(
         .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}{ENV_SEPARATOR}")))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    let env_keys = override_keys(overrides.keys());
     let built = config::Config::builder()
         .add_source(config::File::from_str(text, format))
         .add_source(
@@ -656,11 +683,31 @@ pub fn from_str(
         .map_err(|e| {
             ConfigError::single(file, "", format!("cannot parse: {}", config_error_text(&e)))
         })?;
-    serde_path_to_error::deserialize::<_, Config>(built).map_err(|e| {
+    let mut config = serde_path_to_error::deserialize::<_, Config>(built).map_err(|e| {
         let key = path_to_key(e.path());
         let reason = config_error_text(e.inner());
-        ConfigError::single(file, key, reason)
+        ConfigError {
+            file: file.to_string(),
+            issues: vec![ConfigIssue::new(key, reason).attribute(&env_keys)],
+        }
+    })?;
+    config.env_overrides = env_keys;
+    Ok(config)
+}
+
+/// The config key each `FUNNELGATE__A__B_C` variable sets (`a.b_c`), with the variable.
+fn override_keys<'a>(vars: impl Iterator<Item = &'a String>) -> BTreeMap<String, String> {
+    let prefix = format!("{ENV_PREFIX}{ENV_SEPARATOR}");
+    vars.filter_map(|var| {
+        let rest = var.strip_prefix(&prefix)?;
+        let key = rest
+            .split(ENV_SEPARATOR)
+            .map(str::to_ascii_lowercase)
+            .collect::<Vec<_>>()
+            .join(".");
+        Some((key, var.clone()))
     })
+    .collect()
 }
 
 /// serde_path_to_error's path as our key syntax (`funnels[0].stages[1].name`).

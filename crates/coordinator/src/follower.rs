@@ -23,6 +23,7 @@ use tonic_health::ServingStatus;
 
 use crate::checkers::CheckerClient;
 use crate::leader::{Cluster, ElectionConfig, LEADER_HEALTH_SERVICE, RoleState};
+use crate::liveness::Supervisors;
 use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
 use crate::state::EngineHandle;
@@ -116,6 +117,8 @@ pub struct Scheduling {
     pub funnels: Vec<FunnelPolicy>,
     /// A client per checker.
     pub clients: BTreeMap<String, CheckerClient>,
+    /// Each checker's liveness (the stage jobs follow it); stopped with the role task.
+    pub supervisors: Supervisors,
     /// `coordinator.max_inflight_checks`.
     pub max_inflight: usize,
 }
@@ -140,6 +143,7 @@ pub async fn control_role(
                     scheduler = Some(Scheduler::start(
                         &scheduling.funnels,
                         &scheduling.clients,
+                        &scheduling.supervisors,
                         engine.clone(),
                         metrics.clone(),
                         scheduling.max_inflight,
@@ -167,6 +171,7 @@ pub async fn control_role(
     if let Some(s) = scheduler.take() {
         s.stop().await;
     }
+    scheduling.supervisors.stop().await;
 }
 
 async fn set_health(health: &funnelgate_server::Health, role: &RoleState, replicated: bool) {

@@ -522,13 +522,15 @@ impl GateService for GateApi {
             reason,
             until: created_at.add(Duration::from_secs(req.ttl_seconds)),
             created_at,
+            // The engine checks it (1..=100, OPEN only) and fills in the first ramp step.
+            percent: req.percent,
         };
         let published = self
             .state
             .engine
             .set_override(req.funnel.clone(), ov)
             .await?;
-        tracing::info!(funnel = %req.funnel, actor = %caller.name, state = %state, ttl_seconds = req.ttl_seconds, "override set");
+        tracing::info!(funnel = %req.funnel, actor = %caller.name, state = %state, percent = ?req.percent, ttl_seconds = req.ttl_seconds, "override set");
         Ok(Response::new(pb_server::SetOverrideResponse {
             decision: Some(published.compact.clone()),
         }))

@@ -11,8 +11,11 @@
 //! `funnelgate up`).
 //!
 //! Start-up order: validate everything (static checks, operator tokens, `Describe` of every
-//! checker) before serving anything, open the store, restore each funnel, then schedule and
-//! serve. Shutdown: stop serving new work, stop scheduling, persist, drain.
+//! checker that answers within `startup_timeout`) before serving anything, open the store,
+//! restore each funnel, then supervise the checkers, schedule and serve. A checker that does not
+//! answer at start is not a configuration error: its stages are UNKNOWN (`UNREACHABLE`) until it
+//! answers, and it is validated then ([`liveness`]). Shutdown: stop serving new work, stop
+//! scheduling, persist, drain.
 
 pub mod auth;
 pub mod canonical;
@@ -24,6 +27,7 @@ pub mod follower;
 pub mod grpc;
 pub mod http;
 pub mod leader;
+pub mod liveness;
 pub mod metrics;
 pub mod scheduler;
 pub mod schema;
@@ -98,15 +102,32 @@ pub struct Preflight {
     pub authorizer: Authorizer,
     /// A client per configured checker.
     pub clients: BTreeMap<String, CheckerClient>,
-    /// Each used checker's `Describe` answer.
+    /// The `Describe` answer of each used checker that answered within `startup_timeout`.
     pub described: BTreeMap<String, pb::DescribeResponse>,
+    /// The used checkers that did not answer within `startup_timeout`, with why: not an error
+    /// for the coordinator (they are validated when they first answer), but
+    /// `funnelgate config validate --with-checkers` reports them.
+    pub unreachable: BTreeMap<String, String>,
+}
+
+impl Preflight {
+    /// The checkers that did not answer, as configuration issues (`checkers.<name>.endpoint`).
+    pub fn unreachable_issues(&self) -> Vec<ConfigIssue> {
+        self.unreachable
+            .iter()
+            .map(|(name, reason)| {
+                ConfigIssue::new(format!("checkers.{name}.endpoint"), reason.clone())
+            })
+            .collect()
+    }
 }
 
 /// Validate everything that can be validated before serving: the file itself
 /// ([`Config::validate`]), operator tokens in `env`, and — only when those pass, so a broken file
 /// fails at once — every used checker's `Describe` (retried until `startup_timeout`) with every
-/// probe's kind and params checked against it. All problems of a phase are reported together.
-/// `funnelgate config validate` can call this directly.
+/// probe's kind and params checked against the checkers that answered. All problems of a phase
+/// are reported together. A checker that does not answer is listed in
+/// [`Preflight::unreachable`], not an error. `funnelgate config validate` calls this directly.
 pub async fn preflight(
     config: &Config,
     env: &HashMap<String, String>,
@@ -139,20 +160,16 @@ pub async fn preflight(
     let used = checkers::used_checkers(config);
     tracing::info!(checkers = used.len(), timeout = %config.coordinator.startup_timeout, "asking checkers what they support");
     let described =
-        checkers::describe_all(&clients, &used, config.coordinator.startup_timeout.get())
-            .await
-            .map_err(|issues| ConfigError {
-                file: file.clone(),
-                issues,
-            })?;
-    let issues = checkers::validate_probes(config, &described);
+        checkers::describe_all(&clients, &used, config.coordinator.startup_timeout.get()).await;
+    let issues = checkers::validate_probes(config, &described.answered);
     if !issues.is_empty() {
         return Err(ConfigError { file, issues });
     }
     Ok(Preflight {
         authorizer,
         clients,
-        described,
+        described: described.answered,
+        unreachable: described.unreachable,
     })
 }
 
@@ -229,6 +246,13 @@ pub async fn run(
         watchers: AtomicUsize::new(0),
         shutdown: stop_rx.clone(),
     });
+    // Every replica watches its checkers' liveness; only the leader schedules checks.
+    let supervisors = liveness::Supervisors::start(
+        Arc::new(config.clone()),
+        &preflight.clients,
+        &preflight.described,
+        &preflight.unreachable,
+    );
     let (grpc_addr, http_addr) =
         listeners
             .local_addrs()
@@ -270,6 +294,7 @@ pub async fn run(
         follower::Scheduling {
             funnels: config.funnels.clone(),
             clients: preflight.clients.clone(),
+            supervisors,
             max_inflight: config.coordinator.max_inflight_checks,
         },
         engine.clone(),
@@ -326,7 +351,8 @@ pub async fn run(
     }
 
     let _ = stop_tx.send(true);
-    // The role task stops the scheduler; the election releases leadership.
+    // The role task stops the scheduler and the checker supervisors; the election releases
+    // leadership.
     let _ = role_task.await;
     while background.join_next().await.is_some() {}
     engine.shutdown().await;

@@ -2,6 +2,11 @@
 //! (±10% jitter; the first check at once, the second at a random point of the first interval so
 //! many funnels spread out), with the checker's deadline, and hands the report — or a report
 //! saying why there is none (UNREACHABLE, TIMEOUT, CHECKER_ERROR) — to the engine.
+//!
+//! Each job follows its checker's [`Liveness`]: while the checker is unreachable it reports the
+//! stage UNREACHABLE without calling it (at once when the checker is lost, abandoning a check in
+//! flight, then every interval); while its configured probes are rejected it reports
+//! CHECKER_ERROR; when the checker is back it checks at once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +20,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::checkers::{CallError, CheckerClient};
+use crate::liveness::{Liveness, LivenessRx, Supervisors};
 use crate::metrics::{CheckOutcome, Metrics};
 use crate::state::{EngineHandle, now};
 
@@ -43,6 +49,7 @@ impl Scheduler {
     pub fn start(
         funnels: &[FunnelPolicy],
         clients: &BTreeMap<String, CheckerClient>,
+        liveness: &Supervisors,
         engine: EngineHandle,
         metrics: Arc<Metrics>,
         max_inflight: usize,
@@ -57,6 +64,10 @@ impl Scheduler {
                     tracing::error!(funnel = %funnel.name, stage = %stage.name, "stage has no checker: not scheduled");
                     continue;
                 };
+                let Some(live) = liveness.receiver(stage.checker_name()) else {
+                    tracing::error!(funnel = %funnel.name, stage = %stage.name, "stage's checker is not supervised: not scheduled");
+                    continue;
+                };
                 let job = StageJob {
                     funnel: funnel.name.clone(),
                     stage: stage.name.clone(),
@@ -68,7 +79,7 @@ impl Scheduler {
                     permits: permits.clone(),
                 };
                 let span = tracing::info_span!("stage", funnel = %funnel.name, stage = %stage.name);
-                tasks.spawn(job.run(stop_rx.clone()).instrument(span));
+                tasks.spawn(job.run(live, stop_rx.clone()).instrument(span));
             }
         }
         Scheduler { tasks, stop }
@@ -107,17 +118,46 @@ struct StageJob {
 }
 
 impl StageJob {
-    async fn run(self, mut stop: watch::Receiver<bool>) {
+    async fn run(self, mut live: LivenessRx, mut stop: watch::Receiver<bool>) {
         let mut delay = Duration::ZERO;
         let mut first = true;
         loop {
+            // Wait for the next check, or for the checker's liveness to change.
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
+                changed = live.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
                 _ = stop.wait_for(|s| *s) => return,
             }
-            let report = tokio::select! {
-                r = self.check_once() => r,
-                _ = stop.wait_for(|s| *s) => return,
+            let state = live.borrow_and_update().clone();
+            let report = match state {
+                Liveness::Up => {
+                    // A check in flight is abandoned when the checker is lost meanwhile.
+                    let lost = async {
+                        loop {
+                            if live.changed().await.is_err() {
+                                return std::future::pending::<String>().await;
+                            }
+                            if let Liveness::Unreachable(reason) = &*live.borrow_and_update() {
+                                return reason.clone();
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        r = self.check_once() => r,
+                        reason = lost => self.not_checked(failure_codes::UNREACHABLE, reason),
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+                Liveness::Unreachable(reason) => {
+                    self.not_checked(failure_codes::UNREACHABLE, reason)
+                }
+                Liveness::Rejected(reason) => {
+                    self.not_checked(failure_codes::CHECKER_ERROR, reason)
+                }
             };
             if !self.engine.report(report).await {
                 return;
@@ -129,6 +169,18 @@ impl StageJob {
             };
             first = false;
         }
+    }
+
+    /// A report for a check that was not made because of the checker's state.
+    fn not_checked(&self, code: &str, reason: String) -> StageReport {
+        let outcome = if code == failure_codes::UNREACHABLE {
+            CheckOutcome::Unreachable
+        } else {
+            CheckOutcome::CheckerError
+        };
+        self.metrics.check_done(&self.stage, outcome, 0.0);
+        tracing::debug!(code, %reason, "stage not checked");
+        self.failure(code, reason, now(), Duration::ZERO)
     }
 
     fn failure(

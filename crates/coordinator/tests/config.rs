@@ -263,8 +263,66 @@ fn env_override_of_an_unknown_key_is_an_error() {
         "FUNNELGATE__COORDINATOR__GRPC_LISTN".to_string(),
         "x".to_string(),
     )]);
-    let (_, err) = load_err("funnelgate.toml", GOOD, &env);
+    let (path, err) = load_err("funnelgate.toml", GOOD, &env);
     assert_eq!(err.keys(), vec!["coordinator.grpc_listn"], "{err}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "environment variable FUNNELGATE__COORDINATOR__GRPC_LISTN: coordinator.grpc_listn: "
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&path.display().to_string()),
+        "not the file: {text}"
+    );
+}
+
+#[test]
+fn a_bad_value_from_the_environment_names_the_variable_not_the_file() {
+    // wrong type, caught while loading
+    let env = HashMap::from([(
+        "FUNNELGATE__COORDINATOR__MAX_WATCHERS".to_string(),
+        "lots".to_string(),
+    )]);
+    let (path, err) = load_err("funnelgate.toml", GOOD, &env);
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "environment variable FUNNELGATE__COORDINATOR__MAX_WATCHERS: coordinator.max_watchers: "
+        ),
+        "{text}"
+    );
+    assert!(!text.contains(&path.display().to_string()), "{text}");
+
+    // a value of the right type that validation rejects
+    let env = HashMap::from([(
+        "FUNNELGATE__CHECKERS__ESP__ENDPOINT".to_string(),
+        "esp:7103".to_string(),
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "funnelgate.toml", GOOD);
+    let err = load(&path, &env).unwrap().validate().unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("environment variable FUNNELGATE__CHECKERS__ESP__ENDPOINT: checkers.esp.endpoint: `esp:7103`"),
+        "{text}"
+    );
+    assert!(!text.contains(&path.display().to_string()), "{text}");
+
+    // the same mistake in the file names the file
+    let bad = GOOD.replace("http://127.0.0.1:7103", "esp:7103");
+    assert_ne!(bad, GOOD, "the fixture has the esp endpoint");
+    let path = write(dir.path(), "bad.toml", &bad);
+    let text = load(&path, &no_env())
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.starts_with(&format!("{}: checkers.esp.endpoint", path.display())),
+        "{text}"
+    );
 }
 
 #[test]

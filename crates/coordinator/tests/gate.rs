@@ -507,3 +507,36 @@ async fn watchers_are_bounded() {
         "{code:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_size_limit_is_resource_exhausted() {
+    let crm = FakeChecker::start("crm").await;
+    let funnel = funnelgate_core::FunnelPolicy {
+        name: "solo".into(),
+        stages: vec![stage("crm", "1s", vec![leads_probe()])],
+        gate: fast_gate(),
+    };
+    let config = config(&[&crm], vec![funnel], "sqlite::memory:");
+    let coordinator = Coordinator::spawn(config, HashMap::new()).await.unwrap();
+    let mut client = gate_client(coordinator.grpc_url()).await;
+    // 100 KiB: over the 64 KiB request limit
+    let err = client
+        .get_gate(pb::GetGateRequest {
+            funnel: "x".repeat(100 * 1024),
+            view: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("too large"), "{}", err.message());
+    // a request under the limit is still answered normally
+    let err = client
+        .get_gate(pb::GetGateRequest {
+            funnel: "x".repeat(1024),
+            view: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    coordinator.shutdown().await.unwrap();
+}

@@ -48,6 +48,7 @@ fn set_override(
         state: state as i32,
         reason: reason.into(),
         ttl_seconds,
+        percent: None,
     }
 }
 

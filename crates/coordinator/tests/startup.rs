@@ -1,6 +1,7 @@
 //! The coordinator refuses to start, serving nothing, when the configuration does not fit the
-//! checkers (unsupported kinds, params against the published schema), a checker never answers
-//! `Describe`, an operator token is missing, or the database is unusable — listing every problem.
+//! checkers (unsupported kinds, params against the published schema), an operator token is
+//! missing, or the database is unusable — listing every problem. A checker that is down is not a
+//! configuration problem: the coordinator starts, holds, and validates it when it answers.
 
 #![allow(clippy::unwrap_used)]
 
@@ -71,9 +72,104 @@ async fn unsupported_kinds_and_bad_params_are_all_reported() {
     );
 }
 
+fn reason_of<'a>(
+    d: &'a funnelgate_proto::pb::GateDecision,
+    stage: &str,
+    code: &str,
+) -> Option<&'a funnelgate_proto::pb::Reason> {
+    d.reasons
+        .iter()
+        .find(|r| r.stage == stage && r.code == code)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_checker_that_never_answers_describe_is_named() {
+async fn a_checker_that_is_down_at_start_does_not_stop_the_coordinator() {
     // a port that was free a moment ago: nothing listens there
+    let dead = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    };
+    let crm = FakeChecker::start("crm").await;
+    let mut config = config(&[&crm], vec![two_stage_funnel("acme")], "sqlite::memory:");
+    let mut esp_cfg = funnelgate_coordinator::config::CheckerConfig::new(format!("http://{dead}"));
+    esp_cfg.connect_timeout = funnelgate_core::HumanDuration::from_secs(1);
+    config.checkers.insert("esp".into(), esp_cfg);
+    // an hour between checks: recovery must not wait for the schedule
+    config.funnels[0].stages[1].interval = funnelgate_core::HumanDuration::from_secs(3600);
+    config.funnels[0].stages[1].stale_after = funnelgate_core::HumanDuration::from_secs(7200);
+    config.coordinator.startup_timeout = funnelgate_core::HumanDuration::from_secs(1);
+    let coordinator = Coordinator::spawn(config, HashMap::new()).await.unwrap();
+    let mut client = gate_client(coordinator.grpc_url()).await;
+
+    // it serves, and holds: the esp stage is UNKNOWN because its checker is unreachable
+    let hold = wait_for("esp to be reported unreachable", WAIT, || {
+        let mut client = client.clone();
+        async move {
+            get_gate(&mut client, "acme")
+                .await
+                .filter(|d| reason_of(d, "esp", "UNREACHABLE").is_some())
+        }
+    })
+    .await;
+    assert_eq!(
+        hold.state,
+        funnelgate_proto::pb::GateState::Hold as i32,
+        "{hold:#?}"
+    );
+    let reason = reason_of(&hold, "esp", "UNREACHABLE").unwrap_or_else(|| panic!("{hold:#?}"));
+    assert!(
+        reason.message.contains(&dead.to_string()),
+        "the reason names the checker's endpoint: {reason:#?}"
+    );
+    assert!(!coordinator.is_finished(), "still running");
+
+    // the checker comes up: it is described, validated and checked without a restart
+    let esp = FakeChecker::start_at("esp", dead, default_kinds()).await;
+    wait_state(&mut client, "acme", funnelgate_proto::pb::GateState::Open).await;
+    assert!(esp.checks() >= 1);
+    coordinator.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_checker_holds_the_gate_at_once_and_recovers_by_itself() {
+    let crm = FakeChecker::start("crm").await;
+    let mut esp = FakeChecker::start("esp").await;
+    let addr = esp.addr;
+    let mut config = config(
+        &[&crm, &esp],
+        vec![two_stage_funnel("acme")],
+        "sqlite::memory:",
+    );
+    // an hour between checks: only the liveness watch can notice the loss this fast
+    for s in &mut config.funnels[0].stages {
+        s.interval = funnelgate_core::HumanDuration::from_secs(3600);
+        s.stale_after = funnelgate_core::HumanDuration::from_secs(7200);
+    }
+    let coordinator = Coordinator::spawn(config, HashMap::new()).await.unwrap();
+    let mut client = gate_client(coordinator.grpc_url()).await;
+    wait_state(&mut client, "acme", funnelgate_proto::pb::GateState::Open).await;
+
+    esp.kill().await;
+    let lost = std::time::Instant::now();
+    let hold = wait_state(&mut client, "acme", funnelgate_proto::pb::GateState::Hold).await;
+    assert!(
+        lost.elapsed() < Duration::from_secs(15),
+        "noticed within seconds, not at the next check in an hour ({:?})",
+        lost.elapsed()
+    );
+    assert!(
+        reason_of(&hold, "esp", "UNREACHABLE").is_some(),
+        "{hold:#?}"
+    );
+
+    let esp = FakeChecker::start_at("esp", addr, default_kinds()).await;
+    wait_state(&mut client, "acme", funnelgate_proto::pb::GateState::Open).await;
+    assert!(esp.checks() >= 1, "checked at once when it came back");
+    coordinator.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checker_that_first_answers_late_is_validated_then() {
     let dead = {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         l.local_addr().unwrap()
@@ -85,13 +181,37 @@ async fn a_checker_that_never_answers_describe_is_named() {
         funnelgate_coordinator::config::CheckerConfig::new(format!("http://{dead}")),
     );
     config.coordinator.startup_timeout = funnelgate_core::HumanDuration::from_secs(1);
-    let started = std::time::Instant::now();
-    let message = refuse(config, HashMap::new()).await;
+    let coordinator = Coordinator::spawn(config, HashMap::new()).await.unwrap();
+    let mut client = gate_client(coordinator.grpc_url()).await;
+    wait_state(&mut client, "acme", funnelgate_proto::pb::GateState::Hold).await;
+
+    // it comes up without the `http` kind the esp stage's probe needs
+    let kinds: Vec<_> = default_kinds()
+        .into_iter()
+        .filter(|k| k.kind != "http")
+        .collect();
+    let esp = FakeChecker::start_at("esp", dead, kinds).await;
+    let d = wait_for("the esp stage to be rejected", WAIT, || {
+        let mut client = client.clone();
+        async move {
+            get_gate(&mut client, "acme").await.filter(|d| {
+                reason_of(d, "esp", "UNREACHABLE")
+                    .is_some_and(|r| r.message.contains("(CHECKER_ERROR)"))
+            })
+        }
+    })
+    .await;
+    let reason = reason_of(&d, "esp", "UNREACHABLE").unwrap();
     assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "bounded by startup_timeout"
+        reason
+            .message
+            .contains("does not support probe kind `http`"),
+        "{reason:#?}"
     );
-    assert!(message.contains(&format!("checkers.esp.endpoint: checker `esp at http://{dead}` did not answer Describe within 1s")), "{message}");
+    assert_ne!(d.state, funnelgate_proto::pb::GateState::Open as i32);
+    assert_eq!(esp.checks(), 0, "probes that do not fit are never sent");
+    assert!(!coordinator.is_finished(), "a runtime fact, not an exit");
+    coordinator.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,7 +33,7 @@ fn policy(f: usize) -> FunnelPolicy {
                 let mut sp = StagePolicy::new(*s);
                 // Keep reports fresh for the whole run: staleness is not what is measured.
                 sp.stale_after = HumanDuration::from_secs(30 * 86_400);
-                sp.min_score = 60.0;
+                sp.min_score = Some(60.0);
                 sp.probes = (0..PROBES)
                     .map(|p| {
                         let mut spec = ProbeSpec::new(format!("{s}-probe-{p:02}"), "sql");

@@ -131,6 +131,9 @@ pub enum ReasonCode {
     Overridden,
     /// Failing evaluations seen, but fewer than `close_after`.
     Closing,
+    /// Not every stage has completed one evaluation yet: the gate is waiting for its first
+    /// evidence and allows no share.
+    AwaitingEvidence,
 }
 
 impl ReasonCode {
@@ -149,6 +152,7 @@ impl ReasonCode {
             ReasonCode::ProofPending => "PROOF_PENDING",
             ReasonCode::Overridden => "OVERRIDDEN",
             ReasonCode::Closing => "CLOSING",
+            ReasonCode::AwaitingEvidence => "AWAITING_EVIDENCE",
         }
     }
 
@@ -168,6 +172,7 @@ impl ReasonCode {
             ProofPending,
             Overridden,
             Closing,
+            AwaitingEvidence,
         ]
         .into_iter()
         .find(|c| c.as_str() == s)
@@ -344,6 +349,10 @@ pub struct Override {
     pub reason: String,
     pub until: Timestamp,
     pub created_at: Timestamp,
+    /// The share (1–100) a forced OPEN allows; the engine fills in the first ramp step when the
+    /// operator gives none. Always `None` for CLOSED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u32>,
 }
 
 /// The gate decision for one funnel.

@@ -169,9 +169,6 @@ impl ProbeSpec {
     }
 }
 
-fn default_min_score() -> f64 {
-    80.0
-}
 fn default_stale_after() -> HumanDuration {
     HumanDuration::from_secs(600)
 }
@@ -198,9 +195,12 @@ pub struct StagePolicy {
     /// A report older than this makes the stage UNKNOWN (default 10m; at least twice `interval`).
     #[serde(default = "default_stale_after")]
     pub stale_after: HumanDuration,
-    /// Score (0–100) below which the stage is FAILING even without a blocking FAIL (default 80).
-    #[serde(default = "default_min_score")]
-    pub min_score: f64,
+    /// Score (0–100) below which the stage is FAILING even without a blocking FAIL. Off unless
+    /// set: by default warnings alone never make a stage FAILING (any WARN is DEGRADED). The
+    /// score weighs PASS 1, WARN 0.5, FAIL 0 over the blocking, enforcing probes that were judged
+    /// (advisory, observe-only and proof probes never count; ERROR and NO_DATA are `on_unknown`'s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_score: Option<f64>,
     /// What UNKNOWN (stale, unreachable, blocking ERROR/NO_DATA) means: `hold` (default) or `fail`.
     #[serde(default)]
     pub on_unknown: OnUnknown,
@@ -219,7 +219,7 @@ impl StagePolicy {
             checker: None,
             interval: default_interval(),
             stale_after: default_stale_after(),
-            min_score: default_min_score(),
+            min_score: None,
             on_unknown: OnUnknown::Hold,
             unknown_grace: default_unknown_grace(),
             probes: Vec::new(),
@@ -362,10 +362,12 @@ impl FunnelPolicy {
                     ),
                 );
             }
-            if !(0.0..=100.0).contains(&stage.min_score) || stage.min_score.is_nan() {
+            if let Some(min) = stage.min_score
+                && !(0.0..=100.0).contains(&min)
+            {
                 push(
                     format!("{sk}.min_score"),
-                    format!("{} is not within 0..=100", stage.min_score),
+                    format!("{min} is not within 0..=100"),
                 );
             }
             for (pi, probe) in stage.probes.iter().enumerate() {

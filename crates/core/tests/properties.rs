@@ -53,7 +53,7 @@ fn stage(index: usize) -> impl Strategy<Value = StagePolicy> {
     (
         0usize..=8,
         on_unknown(),
-        0u32..=100,
+        prop::option::weighted(0.3, 0u32..=100),
         60u64..3_600,
         0u64..3_600,
     )
@@ -65,7 +65,7 @@ fn stage(index: usize) -> impl Strategy<Value = StagePolicy> {
                 s.stale_after = HumanDuration::from_secs(stale);
                 s.unknown_grace = HumanDuration::from_secs(grace);
                 s.on_unknown = on_unknown;
-                s.min_score = f64::from(min_score);
+                s.min_score = min_score.map(f64::from);
                 s.probes = probes;
                 s
             })
@@ -156,6 +156,8 @@ enum Event {
     Override {
         open: bool,
         for_s: u32,
+        /// The share a forced OPEN allows (the first ramp step when not given).
+        percent: Option<u32>,
     },
     ClearOverride,
     Phase(Phase),
@@ -167,7 +169,8 @@ fn event() -> impl Strategy<Value = Event> {
             .prop_map(|(stage, results, lag_s, extra)| Event::Report { stage, results, lag_s, extra }),
         1 => (0usize..5).prop_map(|stage| Event::Unreachable { stage }),
         3 => Just(Event::Tick),
-        1 => (any::<bool>(), 1u32..7_200).prop_map(|(open, for_s)| Event::Override { open, for_s }),
+        1 => (any::<bool>(), 1u32..7_200, prop::option::of(1u32..=100))
+            .prop_map(|(open, for_s, percent)| Event::Override { open, for_s, percent: percent.filter(|_| open) }),
         1 => Just(Event::ClearOverride),
         1 => prop_oneof![Just(Phase::Build), Just(Phase::Operate)].prop_map(Event::Phase),
     ]
@@ -294,7 +297,11 @@ fn apply_outcome(e: &mut Engine, policy: &FunnelPolicy, ev: &Event, now: Timesta
             )
         }
         Event::Tick => e.tick_funnel(FUNNEL, now),
-        Event::Override { open, for_s } => e.set_override(
+        Event::Override {
+            open,
+            for_s,
+            percent,
+        } => e.set_override(
             FUNNEL,
             Override {
                 state: if *open {
@@ -306,6 +313,7 @@ fn apply_outcome(e: &mut Engine, policy: &FunnelPolicy, ev: &Event, now: Timesta
                 reason: "testing".into(),
                 until: now.add(Duration::from_secs(u64::from(*for_s))),
                 created_at: now,
+                percent: *percent,
             },
             now,
         ),
@@ -354,6 +362,48 @@ fn closes(d: &GateDecision, i: usize) -> bool {
                     r.code == ReasonCode::UnknownGraceExceeded
                         && r.stage.as_deref() == Some(s.stage.as_str())
                 })))
+}
+
+/// Is the gate waiting for its first evidence?
+fn awaiting(d: &GateDecision) -> bool {
+    d.reasons
+        .iter()
+        .any(|r| r.code == ReasonCode::AwaitingEvidence)
+}
+
+/// Is this remediation item part of what closes a CLOSED gate: an item of a closing stage
+/// that makes it close (stage-level, a blocking FAIL, a blocking WARN under `min_score`, a
+/// blocking ERROR/NO_DATA of an UNKNOWN stage)?
+fn item_closes(p: &FunnelPolicy, d: &GateDecision, it: &funnelgate_core::RemediationItem) -> bool {
+    if d.underlying_state != GateState::Closed {
+        return false;
+    }
+    let i = stage_index(p, &it.stage);
+    let s = &d.stages[i];
+    // Nothing closes it but an UNKNOWN stage keeps a CLOSED gate closed: the UNKNOWN stages do.
+    let held = s.health == StageHealth::Unknown && !(0..d.stages.len()).any(|k| closes(d, k));
+    if !closes(d, i) && !held {
+        return false;
+    }
+    if it.probe.is_empty() {
+        return true;
+    }
+    let Some(ps) = spec(p, i, &it.probe) else {
+        return false;
+    };
+    if ps.severity != Severity::Blocking || ps.proof {
+        return false;
+    }
+    let score_fail = d.reasons.iter().any(|r| {
+        r.code == ReasonCode::StageFailing
+            && r.probe.is_none()
+            && r.stage.as_deref() == Some(&s.stage)
+    });
+    match it.status {
+        ProbeStatus::Fail => true,
+        ProbeStatus::Warn => score_fail,
+        _ => s.health == StageHealth::Unknown,
+    }
 }
 
 fn anything_fails(d: &GateDecision) -> bool {
@@ -573,7 +623,8 @@ proptest! {
         run(&policy, &steps, |prev, d, _| {
             if anything_fails(d) {
                 prop_assert!(d.allowed_rollout_percent <= policy.gate.pilot_percent);
-                if let Some(prev) = prev {
+                // (Leaving the wait for first evidence is not a rise: nothing was allowed yet.)
+                if let Some(prev) = prev.filter(|p| !awaiting(p)) {
                     prop_assert!(
                         d.allowed_rollout_percent <= prev.allowed_rollout_percent,
                         "{} -> {} while failing", prev.allowed_rollout_percent, d.allowed_rollout_percent
@@ -582,6 +633,7 @@ proptest! {
             }
             match d.state {
                 GateState::Closed => prop_assert_eq!(d.allowed_rollout_percent, 0),
+                GateState::Hold if awaiting(d) => prop_assert_eq!(d.allowed_rollout_percent, 0),
                 GateState::Hold => prop_assert_eq!(d.allowed_rollout_percent, policy.gate.pilot_percent),
                 GateState::Open => prop_assert!(policy.gate.ramp.contains(&d.allowed_rollout_percent)),
             }
@@ -595,8 +647,17 @@ proptest! {
     fn remediation_is_ordered_by_phase(policy in funnel(), steps in steps()) {
         let p = policy.clone();
         run(&policy, &steps, |_, d, _| {
-            for w in d.remediation.windows(2) {
+            // A CLOSED gate leads with what closes it; within each part, the phase's order.
+            let closing: Vec<bool> = d.remediation.iter().map(|it| item_closes(&p, d, it)).collect();
+            if d.underlying_state == GateState::Closed {
+                prop_assert!(closing.windows(2).all(|w| w[0] || !w[1]), "{:?}", d.remediation);
+                prop_assert!(closing.first().copied().unwrap_or(true), "{:?}", d.remediation);
+            }
+            for (w, c) in d.remediation.windows(2).zip(closing.windows(2)) {
                 let (a, b) = (&w[0], &w[1]);
+                if d.underlying_state == GateState::Closed && c[0] != c[1] {
+                    continue;
+                }
                 let (sa, sb) = (stage_index(&p, &a.stage), stage_index(&p, &b.stage));
                 let (ra, rb) = (a.status.remediation_rank(), b.status.remediation_rank());
                 match d.phase {
@@ -623,7 +684,14 @@ proptest! {
                 }
             }
             let broken = d.remediation.iter().any(|i| i.badness > p.gate.especially_broken);
-            prop_assert_eq!(d.advice.is_some(), d.phase == Phase::Operate && !broken);
+            let failing_or_unknown = d
+                .stages
+                .iter()
+                .any(|s| matches!(s.health, StageHealth::Failing | StageHealth::Unknown));
+            prop_assert_eq!(
+                d.advice.is_some(),
+                d.phase == Phase::Operate && !broken && !failing_or_unknown
+            );
             Ok(())
         })?;
     }
@@ -655,7 +723,11 @@ proptest! {
             if let Some(o) = &df.override_ {
                 prop_assert_eq!(df.state, o.state);
                 prop_assert_eq!(df.reasons[0].code, ReasonCode::Overridden);
-                prop_assert_eq!(df.allowed_rollout_percent, if o.state == GateState::Open { 100 } else { 0 });
+                let want = match o.state {
+                    GateState::Open => o.percent.unwrap_or(policy.gate.ramp[0]),
+                    _ => 0,
+                };
+                prop_assert_eq!(df.allowed_rollout_percent, want);
             } else {
                 prop_assert_eq!(dp.state, df.state);
                 prop_assert_eq!(dp.allowed_rollout_percent, df.allowed_rollout_percent);
@@ -747,5 +819,201 @@ proptest! {
         let da = a.tick_funnel(FUNNEL, now).unwrap().decision;
         b.evaluate_all(now);
         prop_assert_eq!(&*da, &*b.decision(FUNNEL).unwrap());
+    }
+
+    /// Adding advisory or observe-only probes (any statuses) never changes a stage's health
+    /// except between HEALTHY and DEGRADED, never its score, and never whether the gate is
+    /// CLOSED.
+    #[test]
+    fn advisory_or_observe_probes_only_move_a_stage_between_healthy_and_degraded(
+        policy in funnel(),
+        steps in steps(),
+        added in prop::collection::vec((0usize..5, 0usize..9, 0u8..3), 1..4),
+    ) {
+        let mut with = policy.clone();
+        let mut extra_ids: Vec<(usize, String, usize)> = Vec::new();
+        for (k, (si, pi, flavour)) in added.iter().enumerate() {
+            let si = si % with.stages.len();
+            let pi = (*pi).min(with.stages[si].probes.len());
+            let id = format!("added-{k}");
+            let mut spec = ProbeSpec::new(id.clone(), "sql");
+            match flavour {
+                0 => spec.severity = Severity::Advisory,
+                1 => spec.mode = ProbeMode::Observe,
+                _ => {
+                    spec.mode = ProbeMode::Observe;
+                    spec.severity = Severity::Advisory;
+                }
+            }
+            spec.on_unknown = Some(OnUnknown::Fail);
+            with.stages[si].probes.insert(pi, spec);
+            extra_ids.push((si, id, k));
+        }
+        let mut a = Engine::new();
+        let mut b = Engine::new();
+        a.upsert_funnel(policy.clone(), ts(0)).unwrap();
+        b.upsert_funnel(with.clone(), ts(0)).unwrap();
+        let mut t = 0i64;
+        for (dt, ev) in &steps {
+            t += i64::from(*dt);
+            let (da, db) = match ev {
+                Event::Report { stage, results, lag_s, extra } => {
+                    let at = ts(t).sub(Duration::from_secs(u64::from(*lag_s)));
+                    let si = stage % policy.stages.len();
+                    let r = build_report(&policy, *stage, results, at, *extra);
+                    let mut rb = r.clone();
+                    for (s2, id, k) in &extra_ids {
+                        if *s2 == si {
+                            rb.results.push(result(id, &results[k % 8], at));
+                        }
+                    }
+                    (
+                        a.apply_report(r, ts(t)).unwrap().decision,
+                        b.apply_report(rb, ts(t)).unwrap().decision,
+                    )
+                }
+                other => (apply(&mut a, &policy, other, ts(t)), apply(&mut b, &with, other, ts(t))),
+            };
+            for (sa, sb) in da.stages.iter().zip(&db.stages) {
+                if sa.health != sb.health {
+                    let ok = |h| matches!(h, StageHealth::Healthy | StageHealth::Degraded);
+                    prop_assert!(ok(sa.health) && ok(sb.health), "{} -> {} ({})", sa.health.as_str(), sb.health.as_str(), sa.stage);
+                }
+                prop_assert_eq!(sa.score, sb.score);
+            }
+            prop_assert_eq!(
+                da.underlying_state == GateState::Closed,
+                db.underlying_state == GateState::Closed
+            );
+        }
+    }
+
+    /// Under the default policy (no `min_score`), warnings alone never close the gate: reports
+    /// of PASS, WARN and SKIPPED only, every stage reporting, no overrides.
+    #[test]
+    fn warnings_alone_never_close_the_gate_under_the_default_policy(
+        mut policy in funnel(),
+        steps in steps(),
+    ) {
+        for s in &mut policy.stages {
+            s.min_score = None;
+            s.stale_after = HumanDuration::from_secs(30 * 86_400);
+        }
+        let mut e = Engine::new();
+        e.upsert_funnel(policy.clone(), ts(0)).unwrap();
+        for i in 0..policy.stages.len() {
+            e.apply_report(passing(&policy, i, ts(0)), ts(0)).unwrap();
+        }
+        let mut t = 0i64;
+        for (dt, ev) in &steps {
+            t += i64::from(*dt);
+            let ev = match ev {
+                Event::Report { stage, results, lag_s, extra } => Event::Report {
+                    stage: *stage,
+                    results: results
+                        .iter()
+                        .map(|g| GenResult {
+                            status: match g.status {
+                                ProbeStatus::Pass | ProbeStatus::Skipped => g.status,
+                                _ => ProbeStatus::Warn,
+                            },
+                            dropped: false,
+                            ..g.clone()
+                        })
+                        .collect(),
+                    lag_s: *lag_s,
+                    extra: *extra,
+                },
+                Event::Tick | Event::Phase(_) | Event::ClearOverride => ev.clone(),
+                Event::Unreachable { .. } | Event::Override { .. } => Event::Tick,
+            };
+            let d = apply(&mut e, &policy, &ev, ts(t));
+            prop_assert_ne!(d.state, GateState::Closed, "{:?}", d.reasons);
+            prop_assert!(d.stages.iter().all(|s| s.health != StageHealth::Failing));
+            if d.state == GateState::Hold {
+                prop_assert_eq!(d.allowed_rollout_percent, policy.gate.pilot_percent);
+            }
+        }
+    }
+
+    /// Until every stage has completed one evaluation (a report with results that the engine
+    /// took), the allowed share is 0 and the decision says it awaits evidence (overrides aside).
+    #[test]
+    fn the_share_is_zero_until_every_stage_has_reported(policy in funnel(), steps in steps()) {
+        let n = policy.stages.len();
+        let mut e = Engine::new();
+        let d = e.upsert_funnel(policy.clone(), ts(0)).unwrap().decision;
+        prop_assert_eq!(d.allowed_rollout_percent, 0);
+        prop_assert!(awaiting(&d));
+        let mut evidenced = vec![false; n];
+        let mut last_at: Vec<Option<Timestamp>> = vec![None; n];
+        let mut t = 0i64;
+        for (dt, ev) in &steps {
+            t += i64::from(*dt);
+            let now = ts(t);
+            if matches!(ev, Event::Override { .. }) {
+                continue;
+            }
+            match ev {
+                Event::Report { stage, lag_s, .. } => {
+                    let at = now.sub(Duration::from_secs(u64::from(*lag_s)));
+                    let i = stage % n;
+                    // A report older than the stored one is ignored.
+                    if last_at[i].is_none_or(|l| at >= l) {
+                        evidenced[i] = true;
+                        last_at[i] = Some(at);
+                    }
+                }
+                Event::Unreachable { stage } => {
+                    let i = stage % n;
+                    if last_at[i].is_none_or(|l| now >= l) {
+                        last_at[i] = Some(now);
+                    }
+                }
+                _ => {}
+            }
+            let d = apply(&mut e, &policy, ev, now);
+            let all = evidenced.iter().all(|x| *x);
+            prop_assert_eq!(awaiting(&d), !all);
+            if !all {
+                prop_assert_eq!(d.allowed_rollout_percent, 0);
+                prop_assert_ne!(d.underlying_state, GateState::Open);
+            }
+        }
+    }
+
+    /// An override's share is never exceeded: a forced OPEN allows exactly its share (the first
+    /// ramp step unless given), a forced CLOSED none, whatever the ramp underneath does.
+    #[test]
+    fn an_override_share_is_never_exceeded(policy in funnel(), steps in steps()) {
+        let mut given: Option<(GateState, Option<u32>)> = None;
+        let mut e = Engine::new();
+        e.upsert_funnel(policy.clone(), ts(0)).unwrap();
+        let mut t = 0i64;
+        for (dt, ev) in &steps {
+            t += i64::from(*dt);
+            match ev {
+                Event::Override { open, percent, .. } => {
+                    given = Some((if *open { GateState::Open } else { GateState::Closed }, *percent));
+                }
+                Event::ClearOverride => given = None,
+                _ => {}
+            }
+            let d = apply(&mut e, &policy, ev, ts(t));
+            match &d.override_ {
+                Some(o) => {
+                    let (state, percent) = given.unwrap();
+                    prop_assert_eq!(o.state, state);
+                    let cap = match state {
+                        GateState::Open => percent.unwrap_or(policy.gate.ramp[0]),
+                        _ => 0,
+                    };
+                    prop_assert_eq!(o.percent.unwrap_or(0), cap);
+                    prop_assert!(d.allowed_rollout_percent <= cap);
+                    prop_assert_eq!(d.allowed_rollout_percent, cap);
+                }
+                None => given = None,
+            }
+        }
     }
 }

@@ -254,6 +254,7 @@ pub async fn fanout(
                     state: pb::GateState::Closed as i32,
                     reason: format!("loadgen fan-out round {round}"),
                     ttl_seconds: 600,
+                    percent: None,
                 })
                 .await
                 .context("setting the override that triggers a change")?;

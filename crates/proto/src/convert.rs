@@ -538,6 +538,7 @@ impl From<&core::Override> for pb::Override {
             reason: o.reason.clone(),
             until: Some(timestamp_to_pb(o.until)),
             created_at: Some(timestamp_to_pb(o.created_at)),
+            percent: o.percent,
         }
     }
 }
@@ -681,6 +682,7 @@ impl TryFrom<&pb::GateDecision> for core::GateDecision {
                     .as_ref()
                     .map(timestamp_from_pb)
                     .unwrap_or_default(),
+                percent: o.percent,
             }),
         };
         let state = gate_state_from_pb(d.state, "state")?;

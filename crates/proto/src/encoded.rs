@@ -185,6 +185,7 @@ mod tests {
                 reason: "incident 42".into(),
                 until: ts(1_700_003_600),
                 created_at: ts(1_700_000_000),
+                percent: None,
             }),
             advice: String::new(),
             config_hash: "0123abcd".into(),

@@ -143,6 +143,9 @@ where
     let server = tonic::transport::Server::builder()
         .max_concurrent_streams(limits.max_concurrent_streams)
         .http2_keepalive_interval(Some(limits.keepalive))
+        .layer(tower::util::MapResponseLayer::new(
+            too_large_is_resource_exhausted::<tonic::body::Body>,
+        ))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, signal);
     tokio::pin!(server);
@@ -158,6 +161,30 @@ where
         }
     };
     res.map_err(|source| ServeError::Transport { addr, source })
+}
+
+/// tonic answers a request message larger than the service's decoding limit with OUT_OF_RANGE;
+/// gRPC's code for it is RESOURCE_EXHAUSTED ("a message larger than the limit", in
+/// grpc/doc/statuscodes.md, and what grpc-go and grpc-java answer). The status travels in the
+/// headers of a trailers-only response: rewrite its code there, keep tonic's message.
+fn too_large_is_resource_exhausted<B>(
+    mut response: tonic::codegen::http::Response<B>,
+) -> tonic::codegen::http::Response<B> {
+    use tonic::codegen::http::HeaderValue;
+    let headers = response.headers_mut();
+    let out_of_range = headers
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == b"11");
+    let too_large = || {
+        headers
+            .get("grpc-message")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|m| m.replace("%20", " ").contains("message length too large"))
+    };
+    if out_of_range && too_large() {
+        headers.insert("grpc-status", HeaderValue::from_static("8"));
+    }
+    response
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
@@ -209,4 +236,30 @@ pub fn init_tracing(filter: Option<&str>, format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_too_large_out_of_range_becomes_resource_exhausted() {
+        let too_large = tonic::Status::out_of_range(
+            "Error, decoded message length too large: found 70000 bytes, the limit is: 65536 bytes",
+        )
+        .into_http::<()>();
+        let mapped = too_large_is_resource_exhausted(too_large);
+        assert_eq!(mapped.headers()["grpc-status"], "8");
+        assert!(
+            mapped.headers()["grpc-message"]
+                .to_str()
+                .unwrap()
+                .contains("too%20large")
+        );
+
+        let other = tonic::Status::out_of_range("page 9 of 3").into_http::<()>();
+        let kept = too_large_is_resource_exhausted(other);
+        assert_eq!(kept.headers()["grpc-status"], "11");
+    }
 }

@@ -198,7 +198,12 @@ impl FakeChecker {
 
     /// Start a fake checker that advertises `kinds`.
     pub async fn start_with(name: &str, kinds: Vec<pb::ProbeKindInfo>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_at(name, "127.0.0.1:0".parse().unwrap(), kinds).await
+    }
+
+    /// Start a fake checker on `addr` (e.g. where a stopped one listened).
+    pub async fn start_at(name: &str, addr: SocketAddr, kinds: Vec<pb::ProbeKindInfo>) -> Self {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(FakeState {
             values: HashMap::new(),
@@ -276,7 +281,7 @@ pub fn stage(name: &str, interval: &str, probes: Vec<ProbeSpec>) -> StagePolicy 
     s.interval = HumanDuration(funnelgate_core::time::parse_duration(interval).unwrap());
     s.stale_after = HumanDuration::from_secs(30);
     // one WARN out of one probe scores 50: let that be DEGRADED, not FAILING
-    s.min_score = 40.0;
+    s.min_score = Some(40.0);
     s.probes = probes;
     s
 }
