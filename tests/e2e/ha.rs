@@ -199,6 +199,7 @@ fn override_req(state: pb::GateState, reason: &str) -> pb::SetOverrideRequest {
         state: state as i32,
         reason: reason.into(),
         ttl_seconds: 600,
+        percent: None,
     }
 }
 
