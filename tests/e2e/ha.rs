@@ -93,6 +93,33 @@ struct Replica {
     grpc: String,
     http: String,
     proc: Proc,
+    config: std::path::PathBuf,
+}
+
+impl Replica {
+    /// Start this replica's process again (after a kill) and wait until it serves.
+    async fn restart(&mut self, dir: &std::path::Path) {
+        let mut proc = Proc::start(
+            &format!("coordinator {}", self.name),
+            &[
+                "coordinator",
+                "--config",
+                &self.config.display().to_string(),
+            ],
+            &[],
+            dir,
+        )
+        .unwrap();
+        wait_serving(
+            &mut proc,
+            &self.grpc,
+            "funnelgate.v1.GateService",
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        self.proc = proc;
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -213,6 +240,16 @@ fn signal(pid: u32, sig: &str) {
 
 /// Start `n` coordinators named `r0…` on the quickstart config `base`, sharing `url`.
 async fn start_replicas(c: &Cluster, base: &str, url: &str, n: usize) -> Vec<Replica> {
+    start_replicas_with(c, base, url, n, LEASE).await
+}
+
+async fn start_replicas_with(
+    c: &Cluster,
+    base: &str,
+    url: &str,
+    n: usize,
+    lease: Duration,
+) -> Vec<Replica> {
     let mut replicas = Vec::new();
     for i in 0..n {
         let (grpc, http) = (free_addr(), free_addr());
@@ -230,7 +267,7 @@ async fn start_replicas(c: &Cluster, base: &str, url: &str, n: usize) -> Vec<Rep
                 "database = \"funnelgate.db\"",
                 &format!(
                     "database = \"{url}\"\nlease = \"{}s\"\nnode_name = \"{name}\"",
-                    LEASE.as_secs()
+                    lease.as_secs()
                 ),
             );
         assert!(text.contains(url), "the quickstart config changed shape");
@@ -256,6 +293,7 @@ async fn start_replicas(c: &Cluster, base: &str, url: &str, n: usize) -> Vec<Rep
             grpc,
             http,
             proc,
+            config: path,
         });
     }
     replicas
@@ -854,6 +892,174 @@ async fn two_replicas_survive_a_leader_kill_and_a_database_restart() {
     }
     assert_no_stale_open(&seen);
     eprintln!("takeover after kill -9: {takeover:?}; leader again {recovery:?} after the restart");
+    for r in &mut replicas {
+        if !r.proc.has_exited() {
+            r.proc.terminate().unwrap();
+            r.proc.wait_exit(Duration::from_secs(15)).await.unwrap();
+        }
+    }
+    drop(c);
+}
+
+/// Soak (not in CI; run by hand, figures in BENCHMARKS.md): three coordinators on one
+/// PostgreSQL (lease 5 s) under a steady GetGate and WatchGate load on every replica, the leader
+/// killed (SIGKILL) every `FUNNELGATE_SOAK_KILL_EVERY` seconds (default 60) and restarted, for
+/// `FUNNELGATE_SOAK_SECS` (default 600). Prints takeover times, failed requests per kill (on
+/// the killed replica and on the others) and GetGate throughput served as leader and as
+/// follower; the ledger must verify and every takeover stay within the lease.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "10-minute soak: cargo test -p funnelgate-e2e --test e2e ha::soak -- --ignored --nocapture"]
+async fn soak() {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    funnelgate_e2e::install_crypto();
+    let secs = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let total = Duration::from_secs(secs("FUNNELGATE_SOAK_SECS", 600));
+    let every = Duration::from_secs(secs("FUNNELGATE_SOAK_KILL_EVERY", 60));
+    let lease = Duration::from_secs(5);
+    let db = PgDb::create();
+    let (c, base) = fixed_quickstart().await;
+    let mut replicas = start_replicas_with(&c, &base, &db.url, 3, lease).await;
+    let http = reqwest::Client::new();
+    let (mut leader, mut term, _) =
+        wait_leader(&http, &replicas, &[0, 1, 2], 0, Duration::from_secs(30)).await;
+    let current_leader = Arc::new(AtomicUsize::new(leader));
+    // ok[replica][0 = as follower, 1 = as leader], failures per replica
+    let ok: Arc<Vec<[AtomicU64; 2]>> = Arc::new((0..3).map(|_| Default::default()).collect());
+    let failed: Arc<Vec<AtomicU64>> = Arc::new((0..3).map(|_| AtomicU64::new(0)).collect());
+    let watch_msgs: Arc<Vec<AtomicU64>> = Arc::new((0..3).map(|_| AtomicU64::new(0)).collect());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for (i, r) in replicas.iter().enumerate() {
+        for _ in 0..4 {
+            let (addr, ok, failed, cl, stop) = (
+                r.grpc.clone(),
+                ok.clone(),
+                failed.clone(),
+                current_leader.clone(),
+                stop.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut client = None;
+                while !stop.load(Ordering::Relaxed) {
+                    if client.is_none() {
+                        client = gate_client(&addr).await.ok();
+                    }
+                    let Some(g) = client.as_mut() else {
+                        failed[i].fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    };
+                    let r = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        g.get_gate(pb::GetGateRequest {
+                            funnel: "acme".into(),
+                            view: pb::GateView::Compact as i32,
+                        }),
+                    )
+                    .await;
+                    match r {
+                        Ok(Ok(_)) => {
+                            let as_leader = usize::from(cl.load(Ordering::Relaxed) == i);
+                            ok[i][as_leader].fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {
+                            failed[i].fetch_add(1, Ordering::Relaxed);
+                            client = None;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                }
+            }));
+        }
+        for _ in 0..25 {
+            let (addr, msgs, stop) = (r.grpc.clone(), watch_msgs.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(mut g) = gate_client(&addr).await else {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    };
+                    let Ok(stream) = g
+                        .watch_gate(pb::WatchGateRequest {
+                            funnel: "acme".into(),
+                            view: pb::GateView::Compact as i32,
+                        })
+                        .await
+                    else {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    };
+                    let mut stream = stream.into_inner();
+                    while let Some(Ok(_)) = stream.next().await {
+                        msgs[i].fetch_add(1, Ordering::Relaxed);
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                    }
+                }
+            }));
+        }
+    }
+    let started = Instant::now();
+    let mut takeovers = Vec::new();
+    let mut kills = Vec::new();
+    while started.elapsed() + every <= total {
+        tokio::time::sleep(every).await;
+        let before: Vec<u64> = failed.iter().map(|f| f.load(Ordering::Relaxed)).collect();
+        let killed = leader;
+        replicas[killed].proc.kill().unwrap();
+        let others: Vec<usize> = (0..3).filter(|&i| i != killed).collect();
+        let (next, t, took) = wait_leader(&http, &replicas, &others, term, lease * 3).await;
+        current_leader.store(next, Ordering::Relaxed);
+        takeovers.push(took);
+        replicas[killed].restart(c.dir.path()).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after: Vec<u64> = failed.iter().map(|f| f.load(Ordering::Relaxed)).collect();
+        kills.push((
+            after[killed] - before[killed],
+            others.iter().map(|&o| after[o] - before[o]).sum::<u64>(),
+        ));
+        leader = next;
+        term = t;
+    }
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.abort();
+    }
+    let mut sorted = takeovers.clone();
+    sorted.sort();
+    let (as_leader, as_follower): (u64, u64) = ok.iter().fold((0, 0), |(l, f), r| {
+        (
+            l + r[1].load(Ordering::Relaxed),
+            f + r[0].load(Ordering::Relaxed),
+        )
+    });
+    let summary = serde_json::json!({
+        "duration_s": elapsed.as_secs_f64(),
+        "kills": kills.len(),
+        "takeover_ms": {
+            "min": sorted.first().map(|d| d.as_millis()),
+            "median": sorted.get(sorted.len() / 2).map(|d| d.as_millis()),
+            "max": sorted.last().map(|d| d.as_millis()),
+            "all": takeovers.iter().map(|d| d.as_millis()).collect::<Vec<_>>(),
+        },
+        "failed_get_gate_per_kill": kills.iter().map(|(k, o)| serde_json::json!({"killed_replica": k, "other_replicas": o})).collect::<Vec<_>>(),
+        "get_gate_ok_as_leader": as_leader,
+        "get_gate_ok_as_follower": as_follower,
+        "watch_messages": watch_msgs.iter().map(|m| m.load(Ordering::Relaxed)).collect::<Vec<_>>(),
+    });
+    eprintln!("SOAK {summary}");
+    let rows = checked_ledger(&db.url).await;
+    assert!(!rows.is_empty());
+    for t in &takeovers {
+        assert!(*t <= lease, "a takeover took {t:?}");
+    }
     for r in &mut replicas {
         if !r.proc.has_exited() {
             r.proc.terminate().unwrap();
