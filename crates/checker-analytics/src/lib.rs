@@ -1,14 +1,24 @@
-//! The analytics stage checker plugin: the web-analytics, goals and attribution stage (pages, GA4, Plausible, …).
+//! The analytics stage checker: are the web-analytics, goals and attribution parts of the funnel
+//! ready for paid traffic?
 //!
-//! It has no vendor probe kinds yet: vendor probes come in later issues. Until then
-//! [`register`] adds nothing and [`registry`] serves the generic kinds every checker offers
-//! (`http`, `sql`, `prometheus`), which already cover much of the stage (e.g. a
-//! `prometheus` query on worker queues, an `http` check of a form endpoint, a `sql` query on
-//! the tool's database replica).
+//! - `wa.tag_presence` (W5): every landing page loads the expected tags, once, actively, in the
+//!   page as served (static mode, html5ever) or after scripts ran (rendered mode, headless
+//!   Chromium over the DevTools protocol).
+//! - `wa.paid_channel_tracking` (W6): ad destination URLs keep their click IDs and UTM
+//!   parameters through every redirect.
 //!
 //! Like every plugin it exposes [`STAGE`], [`NAME`], [`register`] and [`registry`] (see the
 //! `funnelgate-checker-sdk` crate docs). It depends on the SDK and core only, never on another
 //! plugin or on the coordinator.
+
+pub mod audit;
+pub mod browser;
+pub mod detect;
+pub mod fetch;
+pub mod paid;
+pub mod sitemap;
+pub mod tags;
+pub mod verdict;
 
 use funnelgate_checker_sdk::ProbeRegistry;
 
@@ -18,9 +28,9 @@ pub const STAGE: &str = "analytics";
 /// The checker's name, reported by `Describe`.
 pub const NAME: &str = "funnelgate-checker-analytics";
 
-/// Register this plugin's own probe kinds: none yet (vendor probes come in later issues).
+/// Register the analytics probe kinds.
 pub fn register(registry: &mut ProbeRegistry) {
-    let _ = registry;
+    registry.register(tags::factory()).register(paid::factory());
 }
 
 /// The generic probe kinds plus this plugin's own.
@@ -28,18 +38,4 @@ pub fn registry() -> ProbeRegistry {
     let mut registry = funnelgate_checker_sdk::generic_registry();
     register(&mut registry);
     registry
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn serves_the_generic_kinds() {
-        let r = registry();
-        let kinds: Vec<&str> = r.kinds().map(|f| f.kind()).collect();
-        assert_eq!(kinds, ["http", "prometheus", "sql"]);
-        assert_eq!(STAGE, "analytics");
-        assert!(NAME.ends_with(STAGE));
-    }
 }

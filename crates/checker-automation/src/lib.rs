@@ -1,16 +1,34 @@
-//! The automation stage checker plugin: the marketing-automation stage (Mautic, HubSpot workflows, …).
+//! The automation stage checker plugin: marketing automation joins the CRM to email (scoring,
+//! nurture flows, sync), so this stage proves the machinery between a new lead and its first
+//! email works.
 //!
-//! It has no vendor probe kinds yet: vendor probes come in later issues. Until then
-//! [`register`] adds nothing and [`registry`] serves the generic kinds every checker offers
-//! (`http`, `sql`, `prometheus`), which already cover much of the stage (e.g. a
-//! `prometheus` query on worker queues, an `http` check of a form endpoint, a `sql` query on
-//! the tool's database replica).
+//! One probe kind per (vendor, measure) — `mautic.*`, `marketo.*` and `hubspot.*` — for the
+//! measures A1–A10 of the probe catalogue (see [`measure::Measure`]); a kind a vendor cannot
+//! answer is not registered (see [`omissions`]). The canary lead (`canary.lead_journey`, A4 and
+//! A6) walks a tagged test lead through form → CRM → automation → email → cleanup.
 //!
-//! Like every plugin it exposes [`STAGE`], [`NAME`], [`register`] and [`registry`] (see the
-//! `funnelgate-checker-sdk` crate docs). It depends on the SDK and core only, never on another
-//! plugin or on the coordinator.
+//! Layers: [`evaluate`] is pure (facts in, a [`funnelgate_core::Measurement`] with a marketer's
+//! message out); each vendor module fetches through [`http`], which maps every failure through
+//! the SDK's `vendor_http`.
+//!
+//! Like every plugin it exposes [`STAGE`], [`NAME`], [`register`] and [`registry`]. It depends on
+//! the SDK and core only, never on another plugin or on the coordinator.
+
+pub mod canary;
+pub mod evaluate;
+pub mod http;
+pub mod hubspot;
+pub mod kinds;
+pub mod marketo;
+pub mod mautic;
+pub mod measure;
+pub mod params;
+pub mod time;
 
 use funnelgate_checker_sdk::ProbeRegistry;
+
+pub use kinds::{KindDoc, Omission};
+pub use measure::Measure;
 
 /// The stage this checker serves by default.
 pub const STAGE: &str = "automation";
@@ -18,9 +36,32 @@ pub const STAGE: &str = "automation";
 /// The checker's name, reported by `Describe`.
 pub const NAME: &str = "funnelgate-checker-automation";
 
-/// Register this plugin's own probe kinds: none yet (vendor probes come in later issues).
+/// Vendor prefixes of the kinds this crate defines.
+pub const VENDORS: [&str; 3] = ["mautic", "marketo", "hubspot"];
+
+/// Reference facts for every kind this crate registers.
+pub fn kind_docs() -> Vec<KindDoc> {
+    let mut all = Vec::new();
+    all.extend(mautic::KINDS);
+    all.extend(marketo::KINDS);
+    all.extend(hubspot::KINDS);
+    all
+}
+
+/// Measures a vendor's API cannot answer, with the reason.
+pub fn omissions() -> Vec<Omission> {
+    let mut all = Vec::new();
+    all.extend(mautic::OMISSIONS);
+    all.extend(marketo::OMISSIONS);
+    all.extend(hubspot::OMISSIONS);
+    all
+}
+
+/// Register this plugin's own probe kinds.
 pub fn register(registry: &mut ProbeRegistry) {
-    let _ = registry;
+    mautic::register(registry);
+    marketo::register(registry);
+    hubspot::register(registry);
 }
 
 /// The generic probe kinds plus this plugin's own.
@@ -35,10 +76,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn serves_the_generic_kinds() {
+    fn serves_the_generic_and_vendor_kinds() {
         let r = registry();
-        let kinds: Vec<&str> = r.kinds().map(|f| f.kind()).collect();
-        assert_eq!(kinds, ["http", "prometheus", "sql"]);
+        for kind in ["http", "prometheus", "sql"] {
+            assert!(r.get(kind).is_some(), "{kind}");
+        }
+        for d in kind_docs() {
+            assert!(r.get(d.kind).is_some(), "{} not registered", d.kind);
+            assert!(d.kind.starts_with(d.vendor));
+        }
         assert_eq!(STAGE, "automation");
         assert!(NAME.ends_with(STAGE));
     }

@@ -21,6 +21,8 @@ pub struct KindDoc {
     pub vendor: &'static str,
     /// The measure.
     pub measure: Measure,
+    /// The vendor API and version the kind calls.
+    pub api: &'static str,
     /// Vendor permissions (scopes, profile permissions, database grants) it needs.
     pub permissions: &'static str,
     /// The API calls or queries it makes.

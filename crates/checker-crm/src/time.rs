@@ -2,7 +2,8 @@
 //! Salesforce's `2024-05-01T12:00:00.000+0000` and SOQL literals, Pipedrive's
 //! `2024-05-01 12:00:00`, and the SQL literals the warehouse probes inline.
 //!
-//! Only what the probes need: no time zones beyond fixed offsets, no leap seconds.
+//! Parsing and formatting are `jiff`'s (calendar-checked: `2024-02-31` is rejected); this module
+//! only knows which forms each vendor writes. No time zones beyond fixed offsets.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -42,35 +43,33 @@ impl Utc {
         (self.0 - earlier.0) as f64 / 3_600_000.0
     }
 
-    fn parts(self) -> (i64, u32, u32, i64, i64, i64, i64) {
-        let ms = self.0.rem_euclid(1000);
-        let secs = self.0.div_euclid(1000);
-        let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-        let sod = secs.rem_euclid(86_400);
-        (y, m, d, sod / 3600, sod % 3600 / 60, sod % 60, ms)
+    fn at(self) -> jiff::Timestamp {
+        jiff::Timestamp::from_millisecond(self.0).unwrap_or(if self.0 < 0 {
+            jiff::Timestamp::MIN
+        } else {
+            jiff::Timestamp::MAX
+        })
     }
 
     /// `2024-05-01T12:00:00Z` (RFC 3339, UTC, whole seconds): SOQL datetime literals, messages.
     pub fn rfc3339(self) -> String {
-        let (y, m, d, hh, mm, ss, _) = self.parts();
-        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+        self.at().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
     }
 
     /// `2024-05-01`: SOQL date literals.
     pub fn date(self) -> String {
-        let (y, m, d, ..) = self.parts();
-        format!("{y:04}-{m:02}-{d:02}")
+        self.at().strftime("%Y-%m-%d").to_string()
     }
 
     /// `2024-05-01 12:00:00.000`: SQL timestamp literals (UTC).
     pub fn sql(self) -> String {
-        let (y, m, d, hh, mm, ss, ms) = self.parts();
-        format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}.{ms:03}")
+        self.at().strftime("%Y-%m-%d %H:%M:%S%.3f").to_string()
     }
 
     /// Parse the instants vendors send: `2024-05-01T12:00:00Z`, `…00.123Z`, `…00.000+0000`,
     /// `…00+02:00`, `…00+00` (PostgreSQL), `2024-05-01 12:00:00` (no offset: UTC), `2024-05-01` (midnight UTC), or a
-    /// string of epoch milliseconds (HubSpot date properties sometimes come that way).
+    /// string of epoch milliseconds (HubSpot date properties sometimes come that way). Dates are
+    /// checked against the calendar (`2024-02-31` is rejected) by `jiff`.
     pub fn parse(s: &str) -> Option<Utc> {
         let s = s.trim();
         if s.is_empty() {
@@ -80,102 +79,57 @@ impl Utc {
             return s.parse::<i64>().ok().map(Utc);
         }
         let b = s.as_bytes();
-        let num = |from: usize, len: usize| -> Option<i64> {
-            let part = s.get(from..from + len)?;
-            if part.bytes().all(|c| c.is_ascii_digit()) {
-                part.parse().ok()
-            } else {
-                None
-            }
-        };
         if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
             return None;
         }
-        let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
-            return None;
-        }
-        let days = days_from_civil(y, mo as u32, d as u32);
-        if b.len() == 10 {
-            return Some(Utc(days * 86_400_000));
-        }
-        if b[10] != b'T' && b[10] != b' ' {
-            return None;
-        }
-        if b.len() < 19 || b[13] != b':' || b[16] != b':' {
-            return None;
-        }
-        let (hh, mm, ss) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-        if hh > 23 || mm > 59 || ss > 60 {
-            return None;
-        }
-        let mut i = 19;
-        let mut ms = 0i64;
-        if b.get(i) == Some(&b'.') {
-            i += 1;
-            let start = i;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-            let frac = s.get(start..i)?;
-            if frac.is_empty() {
+        let ts = if b.len() == 10 {
+            let date: jiff::civil::Date = s.parse().ok()?;
+            date.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp()
+        } else {
+            if b[10] != b'T' && b[10] != b' ' {
                 return None;
             }
-            let mut digits: String = frac.chars().take(3).collect();
-            while digits.len() < 3 {
-                digits.push('0');
-            }
-            ms = digits.parse().ok()?;
-        }
-        let offset_min: i64 = match s.get(i..)? {
-            "" | "Z" | "z" => 0,
-            rest => {
-                let sign = match rest.as_bytes()[0] {
-                    b'+' => 1,
-                    b'-' => -1,
-                    _ => return None,
-                };
-                let digits: String = rest[1..].chars().filter(|c| *c != ':').collect();
-                if !matches!(digits.len(), 2 | 4) || !digits.bytes().all(|c| c.is_ascii_digit()) {
-                    return None;
-                }
-                let h: i64 = digits[..2].parse().ok()?;
-                let m: i64 = if digits.len() == 4 {
-                    digits[2..].parse().ok()?
-                } else {
-                    0
-                };
-                sign * (h * 60 + m)
-            }
+            let (civil, offset) = split_offset(s)?;
+            let dt: jiff::civil::DateTime = civil.parse().ok()?;
+            let ts = dt.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+            ts.checked_sub(jiff::SignedDuration::from_secs(offset))
+                .ok()?
         };
-        let secs = days * 86_400 + hh * 3600 + mm * 60 + ss - offset_min * 60;
-        Some(Utc(secs * 1000 + ms))
+        Some(Utc(ts.as_millisecond()))
     }
 }
 
-/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// A proleptic Gregorian date to days since 1970-01-01 (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// Split `2024-05-01T12:00:00.000+02:00` into the civil part and the offset in seconds: `Z`,
+/// none (UTC), `±HH`, `±HHMM` or `±HH:MM`.
+fn split_offset(s: &str) -> Option<(&str, i64)> {
+    if let Some(civil) = s.strip_suffix(['Z', 'z']) {
+        return Some((civil, 0));
+    }
+    // The offset sign comes after the time (past index 10, the date's own dashes).
+    let Some(at) = s
+        .get(11..)
+        .and_then(|t| t.rfind(['+', '-']))
+        .map(|i| i + 11)
+    else {
+        return Some((s, 0));
+    };
+    let (civil, off) = s.split_at(at);
+    let sign = if off.starts_with('-') { -1 } else { 1 };
+    let digits = &off[1..];
+    let (h, m) = match (digits.len(), digits.as_bytes().get(2)) {
+        (2, _) => (digits, "0"),
+        (4, _) => (&digits[..2], &digits[2..]),
+        (5, Some(b':')) => (&digits[..2], &digits[3..]),
+        _ => return None,
+    };
+    if !h.bytes().chain(m.bytes()).all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+    if h > 23 || m > 59 {
+        return None;
+    }
+    Some((civil, sign * (h * 3600 + m * 60)))
 }
 
 #[cfg(test)]
@@ -207,6 +161,9 @@ mod tests {
             "2024-05-01T12:00:00+2",
             "2024-05-01T12:00:00+123",
             "2024-05-01T12:00:00.Z",
+            "2024-02-31",
+            "2023-02-29T00:00:00Z",
+            "2024-04-31 12:00:00",
         ] {
             assert_eq!(Utc::parse(bad), None, "{bad}");
         }

@@ -306,7 +306,12 @@ fn page(doc: &KindDoc, schema: &Value) -> String {
         "## Permissions\n\n{}.\n",
         doc.permissions.trim_end_matches('.')
     );
-    let _ = writeln!(out, "## Calls\n\n{}.\n", doc.calls.trim_end_matches('.'));
+    let _ = writeln!(
+        out,
+        "## Calls\n\n**API version**: {}.\n\n{}.\n",
+        doc.api.trim_end_matches('.'),
+        doc.calls.trim_end_matches('.')
+    );
     let _ = writeln!(out, "## Notes\n\n{}\n", doc.notes);
     let _ = write!(out, "## Example\n\n{}", example(doc));
     out

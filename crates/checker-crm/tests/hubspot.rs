@@ -70,7 +70,7 @@ async fn auth_and_quota_reads_the_daily_budget_and_sends_the_token() {
     let log = m.log();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].method, "GET");
-    assert_eq!(log[0].path, "/crm/v3/objects/contacts");
+    assert_eq!(log[0].path, "/crm/objects/2026-09/contacts");
     assert_eq!(log[0].query.get("limit").map(String::as_str), Some("1"));
     assert_eq!(
         log[0].header("authorization").as_deref(),
@@ -103,7 +103,7 @@ async fn auth_and_quota_fails_on_a_rejected_token_and_never_echoes_it() {
 async fn auth_and_quota_fails_on_missing_scope_naming_it() {
     let m = mock(HubState::default()).await;
     m.fault(
-        "/crm/v3/objects/contacts",
+        "/crm/objects/2026-09/contacts",
         missing_scope("crm.objects.contacts.read"),
         None,
     );
@@ -142,7 +142,10 @@ async fn required_properties_default_set_passes_and_gaps_are_named() {
     let paths: Vec<String> = m.log().iter().map(|r| r.path.clone()).collect();
     assert_eq!(
         paths,
-        vec!["/crm/v3/properties/contacts", "/crm/v3/properties/deals"]
+        vec![
+            "/crm/properties/2026-09/contacts",
+            "/crm/properties/2026-09/deals"
+        ]
     );
 
     let required = json!([
@@ -232,7 +235,7 @@ async fn pipeline_shape_judges_won_stage_and_probabilities() {
         "{}",
         r.message
     );
-    assert_eq!(m.log()[0].path, "/crm/v3/pipelines/deals");
+    assert_eq!(m.log()[0].path, "/crm/pipelines/2026-09/deals");
 }
 
 #[tokio::test]
@@ -288,7 +291,7 @@ async fn source_attribution_counts_with_search_totals() {
     );
     let log = m.log();
     assert_eq!(log.len(), 2);
-    assert_eq!(log[0].path, "/crm/v3/objects/contacts/search");
+    assert_eq!(log[0].path, "/crm/objects/2026-09/contacts/search");
     assert_eq!(log[0].body["limit"], json!(1));
     assert_eq!(
         log[0].body["filterGroups"][0]["filters"][0]["propertyName"],
@@ -383,11 +386,11 @@ async fn lead_to_revenue_traces_won_deals_through_associated_contacts() {
     );
     let paths: Vec<String> = m.log().iter().map(|r| r.path.clone()).collect();
     assert!(
-        paths.contains(&"/crm/v4/associations/deals/contacts/batch/read".to_string()),
+        paths.contains(&"/crm/associations/2026-09/deals/contacts/batch/read".to_string()),
         "{paths:?}"
     );
     assert!(
-        paths.contains(&"/crm/v3/objects/contacts/batch/read".to_string()),
+        paths.contains(&"/crm/objects/2026-09/contacts/batch/read".to_string()),
         "{paths:?}"
     );
 
@@ -867,10 +870,13 @@ async fn search_result_cap_is_respected() {
         ..Default::default()
     })
     .await;
-    let r = hs(
+    // Fifty search pages over 10,050 records: a generous timeout, as the local server sorts
+    // every page (this test checks the cap, not speed).
+    let r = run(
         "hubspot.speed_to_lead",
-        &m,
-        json!({ "max_records": 10_000 }),
+        params(&m, json!({ "max_records": 10_000 })),
+        &[("HUBSPOT", TOKEN)],
+        Duration::from_secs(60),
     )
     .await
     .unwrap();
@@ -885,4 +891,113 @@ async fn search_result_cap_is_respected() {
         .unwrap();
     assert_eq!(e.kind, ProbeErrorKind::InvalidParams);
     assert!(e.message.contains("max_records"), "{e}");
+}
+
+#[tokio::test]
+async fn calls_use_the_date_based_version_and_reject_unknown_ones() {
+    let m = mock(HubState {
+        objects: objects(&[("contacts", vec![])]),
+        daily: Some((250_000, 200_000)),
+        ..Default::default()
+    })
+    .await;
+    hs("hubspot.auth_and_quota", &m, json!({})).await.unwrap();
+    hs("hubspot.source_attribution_coverage", &m, json!({}))
+        .await
+        .unwrap();
+    for r in m.log() {
+        assert!(
+            r.path.contains("/2026-09/") && !r.path.contains("/v3/"),
+            "{}",
+            r.path
+        );
+    }
+    // The version is a setting: an explicit supported one is used as is.
+    let e = hs(
+        "hubspot.auth_and_quota",
+        &m,
+        json!({ "api_version": "2026-03" }),
+    )
+    .await;
+    assert!(
+        m.log()
+            .last()
+            .is_some_and(|r| r.path == "/crm/objects/2026-03/contacts"),
+        "{e:?}"
+    );
+    for bad in ["v3", "2025-09", "2026-04"] {
+        let e = support::registry()
+            .build(
+                "hubspot.auth_and_quota",
+                &params(&m, json!({ "api_version": bad })),
+            )
+            .err()
+            .unwrap();
+        assert_eq!(e.kind, ProbeErrorKind::InvalidParams, "{bad}");
+        assert!(e.message.contains("api_version"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn oauth_and_service_key_credentials_are_accepted_and_oauth_reads_daily_usage() {
+    // Service keys reply with the daily headers, as private apps do.
+    let m = mock(HubState {
+        objects: objects(&[("contacts", vec![])]),
+        daily: Some((1_000_000, 900_000)),
+        ..Default::default()
+    })
+    .await;
+    let r = hs(
+        "hubspot.auth_and_quota",
+        &m,
+        json!({ "credential": "service_key" }),
+    )
+    .await
+    .unwrap();
+    assert!(r.value.is_some_and(|v| v > 89.0 && v < 91.0), "{r:?}");
+
+    // OAuth: no daily headers; the budget comes from the usage endpoint, and the reserve holds.
+    let m = mock(HubState {
+        objects: objects(&[("contacts", vec![])]),
+        daily: None,
+        usage: Some((250_000, 240_000)),
+        ..Default::default()
+    })
+    .await;
+    let r = hs(
+        "hubspot.auth_and_quota",
+        &m,
+        json!({ "credential": "oauth" }),
+    )
+    .await;
+    let log = m.log();
+    assert!(
+        log.iter()
+            .any(|r| r.path == "/account-info/2026-09/api-usage/daily/private-apps"),
+        "{log:?}"
+    );
+    // C1 judges the budget read from the usage endpoint: 4% left.
+    let r = r.unwrap();
+    assert_eq!(r.value, Some(4.0), "{r:?}");
+    // 4% is under the default 10% reserve: a measuring kind stops before spending more.
+    let e = hs(
+        "hubspot.source_attribution_coverage",
+        &m,
+        json!({ "credential": "oauth" }),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.message.contains("reserve"), "{e}");
+    assert!(
+        !m.log().iter().any(|r| r.path.ends_with("/search")),
+        "no search once the budget is under the reserve"
+    );
+    let e = support::registry()
+        .build(
+            "hubspot.auth_and_quota",
+            &params(&m, json!({ "credential": "api_key" })),
+        )
+        .err()
+        .unwrap();
+    assert_eq!(e.kind, ProbeErrorKind::InvalidParams);
 }

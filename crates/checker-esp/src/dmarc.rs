@@ -57,6 +57,66 @@ impl Policy {
             Policy::Reject => "reject",
         }
     }
+
+    /// The next lower policy, what mail outside `pct` (RFC 7489 §6.6.4) or under `t=y`
+    /// (RFC 9989) gets: reject → quarantine → none.
+    pub fn lower(self) -> Policy {
+        match self {
+            Policy::Reject => Policy::Quarantine,
+            Policy::Quarantine | Policy::None => Policy::None,
+        }
+    }
+}
+
+/// What a record's policy does to failing mail, for both generations of receivers: `pct`
+/// (RFC 7489 §6.6.4, removed by DMARCbis) and the DMARCbis testing flag `t=y` (RFC 9989).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Enforcement {
+    /// The share of failing mail RFC 7489 receivers apply the policy to: `pct`, 100 when absent
+    /// or not an integer from 0 to 100.
+    pub pct: u8,
+    /// Whether `pct` was written (and valid).
+    pub pct_explicit: bool,
+    /// `t=y`: the owner is testing the policy.
+    pub testing: bool,
+    /// The effect on RFC 7489 receivers (they ignore `t`).
+    pub rfc7489: String,
+    /// The effect on DMARCbis receivers (they ignore `pct`).
+    pub dmarcbis: String,
+}
+
+/// The enforcement a policy gets given the record's `pct` (as written) and `t` tags.
+pub fn enforcement(policy: Policy, pct: Option<&str>, t: Option<&str>) -> Enforcement {
+    let parsed = pct
+        .and_then(|v| v.trim().parse::<u8>().ok())
+        .filter(|p| *p <= 100);
+    let share = parsed.unwrap_or(100);
+    let testing = t.is_some_and(|t| t.eq_ignore_ascii_case("y"));
+    let p = policy.as_str();
+    let lower = policy.lower().as_str();
+    let rfc7489 = if policy == Policy::None {
+        "no enforcement: p=none only monitors".to_string()
+    } else if share == 100 {
+        format!("p={p} on all failing mail")
+    } else if share == 0 {
+        format!("p={p} on none of the failing mail (pct=0): it gets {lower} instead")
+    } else {
+        format!("p={p} on {share}% of failing mail, {lower} on the rest (pct={share})")
+    };
+    let dmarcbis = if policy == Policy::None {
+        "no enforcement: p=none only monitors".to_string()
+    } else if testing {
+        format!("test mode (t=y): failing mail gets {lower} instead of {p}")
+    } else {
+        format!("p={p} on all failing mail (pct is not part of DMARCbis)")
+    };
+    Enforcement {
+        pct: share,
+        pct_explicit: parsed.is_some(),
+        testing,
+        rfc7489,
+        dmarcbis,
+    }
 }
 
 /// Why a domain has no usable DMARC policy.
@@ -493,10 +553,26 @@ impl DmarcReport {
     pub fn is_valid(&self) -> bool {
         self.error.is_none()
     }
+
+    /// What the policy does to failing mail (`pct`, `t=y`), when a policy applies.
+    pub fn enforcement(&self) -> Option<Enforcement> {
+        self.policy.map(|p| {
+            enforcement(
+                p,
+                self.removed_tags.get("pct").map(String::as_str),
+                self.tags.get("t").map(String::as_str),
+            )
+        })
+    }
 }
 
 /// Finding codes funnelgate adds to checkdmarc's set.
-pub const EXTENSION_CODES: [&str; 2] = ["dmarc_test_mode", "dmarc_unrelated_txt"];
+pub const EXTENSION_CODES: [&str; 4] = [
+    "dmarc_test_mode",
+    "dmarc_unrelated_txt",
+    "dmarc_partial_enforcement",
+    "dmarc_invalid_pct",
+];
 
 enum Stop {
     Dmarc(DmarcError),
@@ -649,7 +725,11 @@ impl Discovery<'_> {
                 .into());
             }
             Ok(_) => {}
-            Err(_) => {}
+            Err(e) => {
+                return Err(Stop::Dns(e.during(format_args!(
+                    "the TXT records at the root of {domain}, checked for a misplaced DMARC record"
+                ))));
+            }
         }
         if let Some(r) = own {
             return Ok((domain.to_string(), r));
@@ -835,8 +915,34 @@ pub async fn check(dns: &Dns, domain: &str) -> Result<DmarcReport, DnsFailure> {
         if parsed.tags.get("t").is_some_and(|t| t == "y") && parsed.policy.is_some_and(|p| p != Policy::None) {
             d.findings.warn(
                 "dmarc_test_mode",
-                format!("t=y asks receivers not to apply p={} yet (test mode)", parsed.tags["p"]),
+                format!(
+                    "t=y asks receivers not to apply p={} yet (test mode): DMARCbis receivers give failing mail {} instead — remove t=y to enforce",
+                    parsed.tags["p"],
+                    parsed.policy.map(|p| p.lower().as_str()).unwrap_or("none")
+                ),
             );
+        }
+        if let Some(policy) = parsed.policy.filter(|p| *p != Policy::None)
+            && let Some(pct) = parsed.removed.get("pct")
+        {
+            let e = enforcement(policy, Some(pct), None);
+            if !e.pct_explicit {
+                d.findings.warn(
+                    "dmarc_invalid_pct",
+                    format!("pct={pct} is not an integer from 0 to 100: RFC 7489 receivers use 100"),
+                );
+            } else if e.pct < 100 {
+                d.findings.warn(
+                    "dmarc_partial_enforcement",
+                    format!(
+                        "pct={}: RFC 7489 receivers apply p={} to only {}% of failing mail and {} to the rest (DMARCbis receivers ignore pct) — raise it to 100 or remove it once reports look clean",
+                        e.pct,
+                        policy.as_str(),
+                        e.pct,
+                        policy.lower().as_str()
+                    ),
+                );
+            }
         }
         report.policy = parsed.policy;
         report.tags = parsed.tags;
@@ -881,6 +987,33 @@ pub fn summary(r: &DmarcReport) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pct_and_testing_flag_lower_enforcement() {
+        let e = enforcement(Policy::Reject, Some("50"), None);
+        assert_eq!((e.pct, e.pct_explicit, e.testing), (50, true, false));
+        assert_eq!(
+            e.rfc7489,
+            "p=reject on 50% of failing mail, quarantine on the rest (pct=50)"
+        );
+        assert!(e.dmarcbis.starts_with("p=reject on all failing mail"));
+        let e = enforcement(Policy::Quarantine, None, Some("y"));
+        assert_eq!(e.pct, 100);
+        assert_eq!(e.rfc7489, "p=quarantine on all failing mail");
+        assert_eq!(
+            e.dmarcbis,
+            "test mode (t=y): failing mail gets none instead of quarantine"
+        );
+        let e = enforcement(Policy::Reject, Some("0"), None);
+        assert!(e.rfc7489.contains("none of the failing mail"), "{e:?}");
+        let e = enforcement(Policy::Reject, Some("150"), None);
+        assert_eq!((e.pct, e.pct_explicit), (100, false));
+        assert!(
+            enforcement(Policy::None, Some("10"), Some("y"))
+                .rfc7489
+                .contains("no enforcement")
+        );
+    }
 
     #[test]
     fn record_selection_follows_rfc_9989() {

@@ -9,8 +9,9 @@ use std::time::Duration;
 use funnelgate_checker_sdk::ProbeError;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
-use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
 
 /// Public resolvers used when neither the params nor `/etc/resolv.conf` name any nameserver.
@@ -18,6 +19,11 @@ pub const PUBLIC_NAMESERVERS: [&str; 2] = ["1.1.1.1:53", "8.8.8.8:53"];
 
 /// The longest a single DNS query may take before it is retried or given up.
 const MAX_QUERY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The most CNAMEs followed from the name asked to its records. A longer chain, or one that
+/// comes back to a name already on it, is a failure to get an answer (a temporary error for
+/// the email RFCs), never "no record".
+pub const MAX_CNAME_CHAIN: usize = 8;
 
 /// What a query found, with negative answers kept apart.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,6 +79,15 @@ pub struct DnsFailure {
     pub rtype: String,
     /// Why there was no answer.
     pub reason: String,
+}
+
+impl DnsFailure {
+    /// The same failure, saying what the query was for (`include:_spf.example.com of
+    /// example.com`).
+    pub fn during(mut self, what: impl std::fmt::Display) -> Self {
+        self.reason = format!("{} (while looking up {what})", self.reason);
+        self
+    }
 }
 
 impl From<DnsFailure> for ProbeError {
@@ -217,32 +232,145 @@ impl Dns {
     }
 
     async fn query(&self, name: &str, rtype: RecordType) -> Result<Answer<RData>, DnsFailure> {
+        Ok(self.query_full(name, rtype).await?.0)
+    }
+
+    /// A query and the aliases (CNAME targets, in order) followed to answer it.
+    async fn query_full(
+        &self,
+        name: &str,
+        rtype: RecordType,
+    ) -> Result<(Answer<RData>, Vec<String>), DnsFailure> {
         let fail = |reason: String| DnsFailure {
             name: name.to_string(),
             rtype: rtype.to_string(),
             reason,
         };
-        let fqdn = format!("{}.", normalize(name));
-        let parsed =
-            Name::from_ascii(&fqdn).map_err(|e| fail(format!("not a valid dns name: {e}")))?;
-        match self.resolver.lookup(parsed, rtype).await {
+        let parsed = dns_name(name).map_err(fail)?;
+        match self.resolver.lookup(parsed.clone(), rtype).await {
             Ok(lookup) => {
+                let aliases: Vec<String> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::CNAME(c) if rtype != RecordType::CNAME => Some(name_text(&c.0)),
+                        _ => None,
+                    })
+                    .collect();
+                if aliases.len() > MAX_CNAME_CHAIN {
+                    return Err(fail(format!(
+                        "the cname chain from {} is {} aliases long, more than the {MAX_CNAME_CHAIN} followed: {}",
+                        normalize(name),
+                        aliases.len(),
+                        aliases.join(" -> ")
+                    )));
+                }
                 let rdata: Vec<RData> = lookup
                     .answers()
                     .iter()
                     .filter(|r| r.record_type() == rtype)
                     .map(|r| r.data.clone())
                     .collect();
-                Ok(if rdata.is_empty() {
-                    Answer::NoData
-                } else {
-                    Answer::Records(rdata)
-                })
+                if rdata.is_empty() {
+                    return self.confirm_no_data(&parsed, rtype, &fail).await;
+                }
+                Ok((Answer::Records(rdata), aliases))
             }
-            Err(e) if e.is_nx_domain() => Ok(Answer::NxDomain),
-            Err(e) if e.is_no_records_found() => Ok(Answer::NoData),
+            Err(e) if e.is_nx_domain() => Ok((Answer::NxDomain, Vec::new())),
+            Err(e) if e.is_no_records_found() => self.confirm_no_data(&parsed, rtype, &fail).await,
             Err(e) => Err(fail(describe(&e))),
         }
+    }
+
+    /// The resolver found no record of the type: it stops following CNAMEs after a few hops and
+    /// then reports an empty answer, which a CNAME loop or an over-long chain also produce.
+    /// Walk the chain one CNAME query at a time: a loop or a chain longer than
+    /// [`MAX_CNAME_CHAIN`] is a failure; a chain that ends is asked again at its end.
+    async fn confirm_no_data(
+        &self,
+        name: &Name,
+        rtype: RecordType,
+        fail: &impl Fn(String) -> DnsFailure,
+    ) -> Result<(Answer<RData>, Vec<String>), DnsFailure> {
+        if rtype == RecordType::CNAME {
+            return Ok((Answer::NoData, Vec::new()));
+        }
+        let mut chain: Vec<Name> = vec![name.clone()];
+        let show = |chain: &[Name]| chain.iter().map(name_text).collect::<Vec<_>>().join(" -> ");
+        loop {
+            let Some(current) = chain.last().cloned() else {
+                return Ok((Answer::NoData, Vec::new()));
+            };
+            let next = match self
+                .resolver
+                .lookup(current.clone(), RecordType::CNAME)
+                .await
+            {
+                Ok(l) => l.answers().iter().find_map(|r| match &r.data {
+                    RData::CNAME(c) if r.name == current => Some(c.0.clone()),
+                    _ => None,
+                }),
+                Err(e) if e.is_no_records_found() => None,
+                Err(e) => {
+                    return Err(fail(format!(
+                        "following the cname chain {}: CNAME query for {} failed: {}",
+                        show(&chain),
+                        name_text(&current),
+                        describe(&e)
+                    )));
+                }
+            };
+            let Some(next) = next else { break };
+            if chain.contains(&next) {
+                chain.push(next);
+                return Err(fail(format!("cname loop: {}", show(&chain))));
+            }
+            chain.push(next);
+            if chain.len() - 1 > MAX_CNAME_CHAIN {
+                return Err(fail(format!(
+                    "the cname chain is longer than the {MAX_CNAME_CHAIN} aliases followed: {}",
+                    show(&chain)
+                )));
+            }
+        }
+        let aliases: Vec<String> = chain[1..].iter().map(name_text).collect();
+        let Some(end) = chain.last().filter(|_| chain.len() > 1).cloned() else {
+            return Ok((Answer::NoData, aliases));
+        };
+        // The chain ends: ask its last name directly (the resolver may have stopped short).
+        match self.resolver.lookup(end, rtype).await {
+            Ok(l) => {
+                let rdata: Vec<RData> = l
+                    .answers()
+                    .iter()
+                    .filter(|r| r.record_type() == rtype)
+                    .map(|r| r.data.clone())
+                    .collect();
+                Ok(if rdata.is_empty() {
+                    (Answer::NoData, aliases)
+                } else {
+                    (Answer::Records(rdata), aliases)
+                })
+            }
+            Err(e) if e.is_nx_domain() => Ok((Answer::NxDomain, aliases)),
+            Err(e) if e.is_no_records_found() => Ok((Answer::NoData, aliases)),
+            Err(e) => Err(fail(format!(
+                "at the end of the cname chain {}: {}",
+                show(&chain),
+                describe(&e)
+            ))),
+        }
+    }
+
+    /// The alias target when `name` is a CNAME (one CNAME query, not followed further).
+    pub async fn cname(&self, name: &str) -> Result<Option<String>, DnsFailure> {
+        Ok(match self.query(name, RecordType::CNAME).await? {
+            Answer::Records(r) => r.into_iter().find_map(|r| match r {
+                RData::CNAME(c) => Some(name_text(&c.0)),
+                _ => None,
+            }),
+            Answer::NoData | Answer::NxDomain => None,
+        })
     }
 
     /// TXT records at `name`.
@@ -290,6 +418,42 @@ impl Dns {
         })
     }
 
+    /// Like [`Dns::addresses`], with the aliases (CNAME targets) followed to reach them.
+    pub async fn addresses_with_aliases(
+        &self,
+        name: &str,
+    ) -> Result<(Answer<IpAddr>, Vec<String>), DnsFailure> {
+        let (a, mut aliases) = self.query_full(name, RecordType::A).await?;
+        if a == Answer::NxDomain {
+            return Ok((Answer::NxDomain, aliases));
+        }
+        let (aaaa, aliases6) = self.query_full(name, RecordType::AAAA).await?;
+        if aliases.is_empty() {
+            aliases = aliases6;
+        }
+        let mut out: Vec<IpAddr> = map(a, |r| match r {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            _ => None,
+        })
+        .records();
+        out.extend(
+            map(aaaa, |r| match r {
+                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                _ => None,
+            })
+            .records(),
+        );
+        out.sort();
+        Ok((
+            if out.is_empty() {
+                Answer::NoData
+            } else {
+                Answer::Records(out)
+            },
+            aliases,
+        ))
+    }
+
     /// MX records at `name` as `(preference, exchange)`; the exchange is lowercase without its
     /// trailing dot, and `"."` for the root (a null MX, RFC 7505).
     pub async fn mx(&self, name: &str) -> Result<Answer<(u16, String)>, DnsFailure> {
@@ -298,7 +462,7 @@ impl Dns {
                 let ex = if mx.exchange.is_root() {
                     ".".to_string()
                 } else {
-                    normalize(&mx.exchange.to_ascii())
+                    name_text(&mx.exchange)
                 };
                 Some((mx.preference, ex))
             }
@@ -311,11 +475,36 @@ impl Dns {
         Ok(map(
             self.query(&reverse_name(ip), RecordType::PTR).await?,
             |r| match r {
-                RData::PTR(p) => Some(normalize(&p.0.to_ascii())),
+                RData::PTR(p) => Some(name_text(&p.0)),
                 _ => None,
             },
         ))
     }
+}
+
+/// A name as text: its labels as received (raw octets, no presentation-format escapes),
+/// lowercase, no trailing dot.
+fn name_text(n: &Name) -> String {
+    let labels: Vec<String> = n
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    normalize(&labels.join("."))
+}
+
+/// A query name: the usual text form, or else its labels taken as raw octets (DNS labels may
+/// hold any octet: names built by SPF macros can contain `%`, `:` or spaces).
+fn dns_name(name: &str) -> Result<Name, String> {
+    let n = normalize(name);
+    Name::from_ascii(format!("{n}."))
+        .or_else(|_| Name::from_labels(n.split('.').map(str::as_bytes)))
+        .map_err(|e| format!("not a valid dns name: {e}"))
+}
+
+/// Whether `name` can be asked at all: labels of 1 to 63 octets, at most 253 in all.
+pub fn is_queryable(name: &str) -> bool {
+    let n = normalize(name);
+    !n.is_empty() && n.len() <= 253 && dns_name(&n).is_ok()
 }
 
 fn map<T>(a: Answer<RData>, f: impl Fn(RData) -> Option<T>) -> Answer<T> {
@@ -336,6 +525,19 @@ fn map<T>(a: Answer<RData>, f: impl Fn(RData) -> Option<T>) -> Answer<T> {
 fn describe(e: &NetError) -> String {
     match e {
         NetError::Timeout => "no answer before the timeout".to_string(),
+        NetError::Dns(DnsError::ResponseCode(code)) => {
+            let name = match code {
+                ResponseCode::ServFail => "SERVFAIL",
+                ResponseCode::Refused => "REFUSED",
+                ResponseCode::FormErr => "FORMERR",
+                ResponseCode::NotImp => "NOTIMP",
+                other => other.to_str(),
+            };
+            format!(
+                "the nameserver answered {name} (rcode {})",
+                u16::from(*code)
+            )
+        }
         other => other.to_string(),
     }
 }

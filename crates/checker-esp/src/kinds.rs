@@ -3,7 +3,7 @@
 //!
 //! | kind | value | verdict |
 //! |---|---|---|
-//! | `dns.spf` | DNS lookups used (count) | FAIL on permerror, WARN on `+all`/`?all`/no `all`/`ptr`/checkdmarc warnings |
+//! | `dns.spf` | DNS lookups used (count) | FAIL on permerror or a sending IP without `pass`, WARN on `+all`/`?all`/no `all`/`ptr`/checkdmarc warnings |
 //! | `dns.dmarc` | policy level 0 none, 1 quarantine, 2 reject | FAIL missing/invalid, WARN `p=none`, removed tags, … |
 //! | `dns.dkim` | weakest key, RSA-equivalent bits | FAIL missing/revoked/< 1024, WARN < 2048 |
 //! | `dns.dkim_discovery` | selectors found (count) | WARN none found, plus the key checks |
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dns::{Dns, parse_nameservers, validate_domain};
 use crate::findings::{Findings, measurement};
-use crate::{bimi, dkim, dmarc, mta_sts, mx, spf};
+use crate::{bimi, dkim, dmarc, mta_sts, mx, spf, spf_eval};
 
 fn default_bimi_selector() -> String {
     "default".to_string()
@@ -53,25 +53,124 @@ pub struct SpfParams {
     /// The domain whose SPF record is checked: the envelope-from (Return-Path) domain your ESP
     /// sends with, and usually the From domain too.
     pub domain: String,
+    /// The IPs your mail actually leaves from (your ESP's sending IPs), IPv4 or IPv6. Each is
+    /// evaluated with RFC 7208 `check_host()` against `domain`, and every one must get `pass`:
+    /// `fail`, `softfail`, `neutral`, `none` or `permerror` is FAIL, `temperror` is ERROR.
+    /// Empty: only the record itself is audited.
+    #[serde(default)]
+    pub ips: Vec<String>,
+    /// The MAIL FROM address used for the `%{s}`, `%{l}` and `%{o}` macros of the evaluation.
+    /// Default: `postmaster@<domain>`.
+    #[serde(default)]
+    pub sender: Option<String>,
+    /// The HELO/EHLO name used for the `%{h}` macro of the evaluation. Default: `domain`.
+    #[serde(default)]
+    pub helo: Option<String>,
     /// Nameservers to ask, as `ip` or `ip:port` (e.g. `127.0.0.1:5353`). Empty: the ones in
     /// `/etc/resolv.conf`, else 1.1.1.1 and 8.8.8.8.
     #[serde(default)]
     pub nameservers: Vec<String>,
 }
 
-struct SpfProbe(SpfParams);
+struct SpfProbe {
+    params: SpfParams,
+    ips: Vec<std::net::IpAddr>,
+}
+
+/// `check_host()` for each sending IP: findings, evidence, and the temperror that makes the
+/// probe ERROR.
+async fn evaluate_ips(
+    dns: &Dns,
+    p: &SpfParams,
+    ips: &[std::net::IpAddr],
+    f: &mut Findings,
+    evidence: &mut Vec<(String, String)>,
+) -> Result<usize, ProbeError> {
+    let mut passing = 0;
+    for ip in ips {
+        let id = spf_eval::Identity {
+            ip: *ip,
+            sender: p
+                .sender
+                .clone()
+                .unwrap_or_else(|| format!("postmaster@{}", p.domain)),
+            helo: p.helo.clone().unwrap_or_else(|| p.domain.clone()),
+            receiver: String::new(),
+        };
+        let ev = spf_eval::check_host(dns, &id, &p.domain).await;
+        let key = format!("check_host.{ip}");
+        evidence.push((key.clone(), ev.result.as_str().to_string()));
+        let matched = ev.mechanism.as_ref().map(|m| {
+            format!(
+                "{m} (in the record of {})",
+                ev.record_domain.as_deref().unwrap_or(&p.domain)
+            )
+        });
+        if let Some(m) = &matched {
+            evidence.push((format!("{key}.mechanism"), m.clone()));
+        }
+        if let Some(r) = &ev.reason {
+            evidence.push((format!("{key}.reason"), r.clone()));
+        }
+        if let Some(e) = &ev.explanation {
+            evidence.push((format!("{key}.explanation"), e.clone()));
+        }
+        let why = matched
+            .clone()
+            .or_else(|| ev.reason.clone())
+            .unwrap_or_default();
+        match ev.result {
+            spf_eval::SpfResult::Pass => passing += 1,
+            spf_eval::SpfResult::TempError => {
+                return Err(ProbeError::transient(format!(
+                    "spf temperror (RFC 7208 §2.6.6) evaluating {ip} against {}: {why}",
+                    p.domain
+                )));
+            }
+            spf_eval::SpfResult::PermError => f.fail(
+                "spf_check_host_permerror",
+                format!(
+                    "{ip} gets permerror from the SPF of {}: {why} — receivers treat its mail as unauthenticated",
+                    p.domain
+                ),
+            ),
+            other => f.fail(
+                "spf_ip_not_authorised",
+                format!(
+                    "{ip} gets {other} from the SPF of {}{}: it is not authorised, so its mail fails SPF (and SPF-based DMARC) — add it (or its ESP's include) to the record",
+                    p.domain,
+                    if why.is_empty() { String::new() } else { format!(" ({why})") }
+                ),
+            ),
+        }
+    }
+    Ok(passing)
+}
 
 #[async_trait]
 impl Probe for SpfProbe {
     async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
-        let dns = resolver(&self.0.nameservers, ctx).await?;
-        let r = spf::check(&dns, &self.0.domain).await?;
-        let m = measurement(
-            Some(r.dns_lookups as f64),
-            "count",
-            spf::summary(&r),
-            &r.findings,
-        );
+        let dns = resolver(&self.params.nameservers, ctx).await?;
+        let r = spf::check(&dns, &self.params.domain).await.map_err(|e| {
+            ProbeError::transient(format!(
+                "spf temperror (RFC 7208 §2.6.6), the record cannot be evaluated: {e}"
+            ))
+        })?;
+        let mut findings = r.findings.clone();
+        let mut evidence = Vec::new();
+        let mut summary = spf::summary(&r);
+        if !self.ips.is_empty() {
+            let passing =
+                evaluate_ips(&dns, &self.params, &self.ips, &mut findings, &mut evidence).await?;
+            summary.push_str(&format!(
+                "; {passing} of {} sending IPs pass check_host()",
+                self.ips.len()
+            ));
+        }
+        let mut m = measurement(Some(r.dns_lookups as f64), "count", summary, &findings);
+        for (k, v) in evidence {
+            m = m.with_evidence(k, v);
+        }
         Ok(with(
             m,
             &[
@@ -104,12 +203,32 @@ impl Probe for SpfProbe {
 pub fn spf_factory() -> impl ProbeFactory {
     TypedFactory::<SpfParams, _>::new(
         "dns.spf",
-        "SPF record of a sending domain: one record, valid syntax, at most 10 DNS lookups and 2 void lookups (RFC 7208), ending in -all or ~all",
+        "SPF record of a sending domain: one record, valid syntax, at most 10 DNS lookups and 2 void lookups (RFC 7208), ending in -all or ~all; with `ips`, RFC 7208 check_host() must give pass for each sending IP",
         "count",
         |mut p: SpfParams| {
             p.domain = validate_domain("domain", &p.domain)?;
             check_nameservers(&p.nameservers)?;
-            Ok(Arc::new(SpfProbe(p)) as Arc<dyn Probe>)
+            let ips = p
+                .ips
+                .iter()
+                .map(|s| {
+                    s.trim().parse::<std::net::IpAddr>().map_err(|_| {
+                        ProbeError::params(format!("`ips`: `{s}` is not an ipv4 or ipv6 address"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if let Some(sender) = &p.sender {
+                let domain = sender.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+                validate_domain("sender", domain).map_err(|_| {
+                    ProbeError::params(format!(
+                        "`sender`: `{sender}` is not an address like `bounces@news.example.com`"
+                    ))
+                })?;
+            }
+            if let Some(helo) = &p.helo {
+                validate_domain("helo", helo)?;
+            }
+            Ok(Arc::new(SpfProbe { params: p, ips }) as Arc<dyn Probe>)
         },
     )
 }
@@ -133,7 +252,11 @@ struct DmarcProbe(DmarcParams);
 impl Probe for DmarcProbe {
     async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
         let dns = resolver(&self.0.nameservers, ctx).await?;
-        let r = dmarc::check(&dns, &self.0.domain).await?;
+        let r = dmarc::check(&dns, &self.0.domain).await.map_err(|e| {
+            ProbeError::transient(format!(
+                "dmarc temperror (RFC 7489 §6.6.3), the policy cannot be discovered: {e}"
+            ))
+        })?;
         let value = r.policy.map(|p| p.level() as f64);
         let m = measurement(value, "policy_level", dmarc::summary(&r), &r.findings);
         let mut pairs = vec![
@@ -155,6 +278,19 @@ impl Probe for DmarcProbe {
             if let Some(v) = r.tags.get(t) {
                 pairs.push((t, v.clone()));
             }
+        }
+        if let Some(e) = r.enforcement() {
+            pairs.push((
+                "pct",
+                if e.pct_explicit {
+                    e.pct.to_string()
+                } else {
+                    format!("{} (default)", e.pct)
+                },
+            ));
+            pairs.push(("testing", if e.testing { "y" } else { "n" }.to_string()));
+            pairs.push(("enforcement.rfc7489", e.rfc7489));
+            pairs.push(("enforcement.dmarcbis", e.dmarcbis));
         }
         Ok(with(m, &pairs))
     }
@@ -191,21 +327,74 @@ fn check_selectors(field: &str, sels: &[String]) -> Result<(), ProbeError> {
     Ok(())
 }
 
+/// A key as people name it: `rsa 2048 bits`, `ed25519 256 bits`, `k=foo`.
+fn key_text(r: &dkim::SelectorReport) -> Option<String> {
+    let t = match r.key_type.as_ref()? {
+        dkim::KeyType::Rsa => "rsa".to_string(),
+        dkim::KeyType::Ed25519 => "ed25519".to_string(),
+        dkim::KeyType::Other(k) => format!("k={k}"),
+    };
+    Some(match r.bits {
+        Some(b) => format!("{t} {b} bits"),
+        None => t,
+    })
+}
+
 fn selector_evidence(mut m: Measurement, reports: &[dkim::SelectorReport]) -> Measurement {
     for r in reports {
-        let key = match (&r.key_type, r.bits) {
-            (Some(dkim::KeyType::Rsa), Some(b)) => format!("rsa {b} bits"),
-            (Some(dkim::KeyType::Ed25519), Some(_)) => "ed25519".to_string(),
-            (Some(dkim::KeyType::Other(k)), _) => format!("k={k}"),
-            _ if r.record.is_none() => "missing".to_string(),
-            _ => "unusable".to_string(),
+        let status = if r.record.is_none() {
+            "missing"
+        } else if r.findings.has("dkim_key_revoked") {
+            "revoked"
+        } else if r.strength.is_none() {
+            "unusable"
+        } else {
+            "usable"
         };
-        m = m.with_evidence(
-            format!("selector.{}", r.selector),
-            format!("{key} at {}", r.name),
-        );
+        let key = match (status, key_text(r)) {
+            ("usable", Some(k)) => k,
+            ("missing", _) => "missing".to_string(),
+            (s, Some(k)) => format!("{s} {k} key"),
+            (s, None) => s.to_string(),
+        };
+        let prefix = format!("selector.{}", r.selector);
+        m = m.with_evidence(prefix.clone(), format!("{key} at {}", r.name));
+        m = m.with_evidence(format!("{prefix}.status"), status);
+        if let Some(t) = &r.key_type {
+            m = m.with_evidence(
+                format!("{prefix}.key_type"),
+                match t {
+                    dkim::KeyType::Rsa => "rsa".to_string(),
+                    dkim::KeyType::Ed25519 => "ed25519".to_string(),
+                    dkim::KeyType::Other(k) => k.clone(),
+                },
+            );
+        }
+        if let Some(b) = r.bits {
+            m = m.with_evidence(format!("{prefix}.key_bits"), b.to_string());
+        }
+        if let Some(s) = r.strength {
+            m = m.with_evidence(format!("{prefix}.rsa_equivalent_bits"), s.to_string());
+        }
     }
     m
+}
+
+/// The weakest key, named by its type and real size (`rsa 1024 bits`, `ed25519 256 bits,
+/// as strong as rsa 3072`).
+fn weakest_text(reports: &[dkim::SelectorReport]) -> String {
+    let Some(w) = reports.iter().min_by_key(|r| r.strength.unwrap_or(0)) else {
+        return "none".to_string();
+    };
+    match (w.strength, key_text(w)) {
+        (Some(s), Some(k)) if w.key_type == Some(dkim::KeyType::Ed25519) => {
+            format!("{k} (as strong as rsa {s} bits) at selector {}", w.selector)
+        }
+        (Some(_), Some(k)) => format!("{k} at selector {}", w.selector),
+        (None, Some(k)) => format!("an unusable {k} key at selector {}", w.selector),
+        (None, None) => format!("no usable key at selector {}", w.selector),
+        (Some(s), None) => format!("{s} bits at selector {}", w.selector),
+    }
 }
 
 /// Params of `dns.dkim`.
@@ -267,9 +456,10 @@ impl Probe for DkimProbe {
         } else {
             let names: Vec<&str> = reports.iter().map(|r| r.selector.as_str()).collect();
             format!(
-                "DKIM of {d} ({}{}): weakest key {weakest} bits",
+                "DKIM of {d} ({}{}): weakest key {}",
                 if discovered { "found " } else { "selectors " },
-                names.join(", ")
+                names.join(", "),
+                weakest_text(&reports)
             )
         };
         let m = measurement(Some(weakest as f64), "bits", summary, &f);
@@ -418,13 +608,18 @@ impl Probe for MxProbe {
                 format!(
                     "preference {} → {}",
                     h.preference,
-                    if addrs.is_empty() {
+                    if let Some(why) = &h.invalid {
+                        format!("invalid: {why}")
+                    } else if addrs.is_empty() {
                         "(no address)".into()
                     } else {
                         addrs
                     }
                 ),
             );
+            if let Some(target) = &h.cname {
+                m = m.with_evidence(format!("mx.{}.cname", h.host), target.clone());
+            }
         }
         Ok(m.with_evidence("domain", r.domain.clone())
             .with_evidence("nameservers", dns.servers()))

@@ -22,6 +22,7 @@ pub mod mx;
 pub mod ptr;
 pub mod smtp;
 pub mod spf;
+pub mod spf_eval;
 pub mod unsubscribe;
 pub mod vendors;
 

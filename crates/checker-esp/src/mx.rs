@@ -16,6 +16,10 @@ pub struct MxHost {
     pub host: String,
     /// Its A/AAAA addresses.
     pub addresses: Vec<IpAddr>,
+    /// The alias the host name points to, when it is a CNAME (RFC 2181 §10.3 forbids it).
+    pub cname: Option<String>,
+    /// Why the record is not a usable MX (an IP address literal instead of a host name).
+    pub invalid: Option<String>,
 }
 
 /// The outcome of checking a domain's MX.
@@ -127,9 +131,38 @@ pub async fn check(dns: &Dns, domain: &str, allow_null_mx: bool) -> Result<MxRep
         }
         seen.push(host.clone());
         if host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
-            f.warn("mx_ip_literal", format!("the MX of {domain} points at the address {host}; RFC 5321 §5.1 requires a host name"));
+            let reason = format!(
+                "the MX target {host} is an IP address literal, not a host name (RFC 5321 §5.1, RFC 1035 §3.3.9): senders do not deliver to it"
+            );
+            f.warn(
+                "mx_ip_literal",
+                format!("invalid MX record '{pref} {host}' of {domain}: {reason}"),
+            );
+            report.hosts.push(MxHost {
+                preference: pref,
+                host,
+                addresses: Vec::new(),
+                cname: None,
+                invalid: Some(reason),
+            });
+            continue;
         }
-        let addresses = match dns.addresses(&host).await? {
+        let (addresses, aliases) = dns
+            .addresses_with_aliases(&host)
+            .await
+            .map_err(|e| e.during(format_args!("the MX host {host} of {domain}")))?;
+        let cname = aliases.first().cloned();
+        if let Some(target) = &cname {
+            f.warn(
+                "mx_cname",
+                format!(
+                    "the MX host {host} of {domain} is an alias (CNAME to {target}); an MX must name a host with its own address records \
+                     (RFC 2181 §10.3, RFC 5321 §5.1): some senders refuse or mishandle it — point the MX at {} directly",
+                    aliases.last().unwrap_or(target)
+                ),
+            );
+        }
+        let addresses = match addresses {
             Answer::Records(a) => a,
             Answer::NxDomain => {
                 f.warn(
@@ -150,6 +183,8 @@ pub async fn check(dns: &Dns, domain: &str, allow_null_mx: bool) -> Result<MxRep
             preference: pref,
             host,
             addresses,
+            cname,
+            invalid: None,
         });
     }
     if report.usable_hosts() == 0 {

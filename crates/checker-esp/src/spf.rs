@@ -945,7 +945,9 @@ impl Walker<'_> {
                         let (d, _, _) = split_domain_cidr(&term.value, "a")
                             .map_err(|e| fatal(SpfErrorKind::Syntax, e.message))?;
                         let target = if d.is_empty() { domain.clone() } else { d };
-                        match self.dns.addresses(&target).await? {
+                        match self.dns.addresses(&target).await.map_err(|e| {
+                            e.during(format_args!("a:{target} in the SPF record of {domain}"))
+                        })? {
                             Answer::Records(_) => {}
                             Answer::NxDomain => self.void_target(
                                 &target,
@@ -967,7 +969,9 @@ impl Walker<'_> {
                         let (d, _, _) = split_domain_cidr(&term.value, "mx")
                             .map_err(|e| fatal(SpfErrorKind::Syntax, e.message))?;
                         let target = if d.is_empty() { domain.clone() } else { d };
-                        let hosts: Vec<String> = match self.dns.mx(&target).await? {
+                        let hosts: Vec<String> = match self.dns.mx(&target).await.map_err(|e| {
+                            e.during(format_args!("mx:{target} in the SPF record of {domain}"))
+                        })? {
                             Answer::NxDomain => {
                                 self.void_target(
                                     &target,
@@ -1001,7 +1005,11 @@ impl Walker<'_> {
                             ));
                         }
                         for h in hosts {
-                            match self.dns.addresses(&h).await? {
+                            match self.dns.addresses(&h).await.map_err(|e| {
+                                e.during(format_args!(
+                                    "the MX host {h} of mx:{target} in the SPF record of {domain}"
+                                ))
+                            })? {
                                 Answer::Records(_) => {}
                                 Answer::NxDomain => {
                                     self.findings.warn(
@@ -1056,7 +1064,11 @@ impl Walker<'_> {
                             self.capped = true;
                             continue;
                         }
-                        let found = match query_record(self.dns, &target).await? {
+                        let found = match query_record(self.dns, &target).await.map_err(|e| {
+                            e.during(format_args!(
+                                "include:{target} in the SPF record of {domain}"
+                            ))
+                        })? {
                             Ok(l) => l,
                             Err((kind, msg, f)) => {
                                 self.findings.extend(f);
@@ -1106,7 +1118,11 @@ impl Walker<'_> {
                             self.capped = true;
                             continue;
                         }
-                        let found = match query_record(self.dns, &target).await? {
+                        let found = match query_record(self.dns, &target).await.map_err(|e| {
+                            e.during(format_args!(
+                                "redirect={target} in the SPF record of {domain}"
+                            ))
+                        })? {
                             Ok(l) => l,
                             Err((kind, msg, f)) => {
                                 self.findings.extend(f);
@@ -1151,7 +1167,12 @@ impl Walker<'_> {
                 )
             });
         }
-        match self.dns.txt(exp).await? {
+        match self
+            .dns
+            .txt(exp)
+            .await
+            .map_err(|e| e.during(format_args!("the exp={exp} explanation")))?
+        {
             Answer::Records(r) if r.len() > 1 => self.findings.warn(
                 "spf_exp_multiple",
                 format!("there is more than one TXT record at the exp target {exp}"),

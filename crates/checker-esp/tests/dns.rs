@@ -1068,3 +1068,401 @@ async fn reverse_dns_must_be_forward_confirmed() {
     assert_eq!(m.value, Some(1.0));
     assert!(m.message.contains("1 of 2 sending IP(s)"), "{}", m.message);
 }
+
+// ------------------------------------------------------------------ DNS failures (issue 9)
+
+async fn try_run(
+    factory: &dyn ProbeFactory,
+    mut params: Value,
+) -> Result<Measurement, funnelgate_checker_sdk::ProbeError> {
+    params["nameservers"] = serde_json::json!(common::nsd().nameservers());
+    let probe = factory
+        .build(&params)
+        .unwrap_or_else(|e| panic!("{} {params}: {e}", factory.kind()));
+    let ctx = common::ctx(factory.kind(), params.clone());
+    probe.run(&ctx).await
+}
+
+/// A probe that must be ERROR (never a verdict), with a message naming the lookup and why.
+async fn assert_dns_error(factory: &dyn ProbeFactory, params: Value, needles: &[&str]) {
+    let kind = factory.kind().to_string();
+    match try_run(factory, params.clone()).await {
+        Ok(m) => panic!("{kind} {params}: expected an ERROR, got a verdict: {m:?}"),
+        Err(e) => {
+            assert_eq!(
+                e.kind,
+                funnelgate_checker_sdk::ProbeErrorKind::Transient,
+                "{kind} {params}: {e}"
+            );
+            for n in needles {
+                assert!(e.message.contains(n), "{kind} {params}: `{n}` not in: {e}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn dns_failures_are_temperrors_never_no_record() {
+    let spf = kinds::spf_factory();
+    let loop_ = "cname loop: spf-cnameloop.test -> spf-cnameloop2.test -> spf-cnameloop.test";
+    assert_dns_error(
+        &spf,
+        serde_json::json!({"domain": "spf-cnameloop.test"}),
+        &["spf temperror", "TXT spf-cnameloop.test", loop_],
+    )
+    .await;
+    assert_dns_error(
+        &spf,
+        serde_json::json!({"domain": "spf-inccnameloop.test"}),
+        &["spf temperror", loop_, "include:spf-cnameloop.test"],
+    )
+    .await;
+    assert_dns_error(
+        &spf,
+        serde_json::json!({"domain": "spf-redircnameloop.test"}),
+        &[loop_, "redirect=spf-cnameloop.test"],
+    )
+    .await;
+    assert_dns_error(
+        &spf,
+        serde_json::json!({"domain": "spf-amxloop.test"}),
+        &["A spf-cnameloop.test", "a:spf-cnameloop.test"],
+    )
+    .await;
+    assert_dns_error(
+        &spf,
+        serde_json::json!({"domain": "spf-incservfail.test"}),
+        &[
+            "TXT _spf.broken.test",
+            "SERVFAIL",
+            "include:_spf.broken.test",
+        ],
+    )
+    .await;
+    assert_dns_error(
+        &spf,
+        serde_json::json!({"domain": "spf-servfail.test"}),
+        &["spf temperror", "SERVFAIL"],
+    )
+    .await;
+    assert_dns_error(
+        &spf,
+        serde_json::json!({"domain": "spf-cnamelong.test"}),
+        &["spf temperror", "cname chain", "l10.spf-cnamelong.test"],
+    )
+    .await;
+    // A chain that ends at a name without TXT is a real "no record".
+    let r = spf_of("spf-cnamenodata.test").await;
+    assert_eq!(r.error.map(|e| e.kind), Some(SpfErrorKind::NotFound));
+
+    assert_dns_error(
+        &kinds::dmarc_factory(),
+        serde_json::json!({"domain": "dmarc-cnameloop.test"}),
+        &["dmarc temperror", "cname loop: _dmarc.dmarc-cnameloop.test"],
+    )
+    .await;
+    assert_dns_error(
+        &kinds::dmarc_factory(),
+        serde_json::json!({"domain": "dmarc-servfail.test"}),
+        &["dmarc temperror", "SERVFAIL"],
+    )
+    .await;
+    assert_dns_error(
+        &kinds::dkim_factory(),
+        serde_json::json!({"domain": "dkim-cnameloop.test", "selectors": ["s1"]}),
+        &["TXT s1._domainkey.dkim-cnameloop.test", "cname loop"],
+    )
+    .await;
+    assert_dns_error(
+        &kinds::mx_factory(),
+        serde_json::json!({"domain": "mx-cnameloop.test"}),
+        &["MX mx-cnameloop.test", "cname loop"],
+    )
+    .await;
+    assert_dns_error(
+        &kinds::mx_factory(),
+        serde_json::json!({"domain": "mx-hostloop.test"}),
+        &[
+            "cname loop",
+            "the MX host spf-cnameloop.test of mx-hostloop.test",
+        ],
+    )
+    .await;
+    assert_dns_error(
+        &kinds::mta_sts_factory(),
+        serde_json::json!({"domain": "sts-cnameloop.test", "fetch_policy": false}),
+        &["TXT _mta-sts.sts-cnameloop.test", "cname loop"],
+    )
+    .await;
+    assert_dns_error(
+        &kinds::tls_rpt_factory(),
+        serde_json::json!({"domain": "rpt-cnameloop.test"}),
+        &["TXT _smtp._tls.rpt-cnameloop.test", "cname loop"],
+    )
+    .await;
+    assert_dns_error(
+        &kinds::bimi_factory(),
+        serde_json::json!({"domain": "bimi-cnameloop.test"}),
+        &["default._bimi.bimi-cnameloop.test", "cname loop"],
+    )
+    .await;
+    assert_dns_error(
+        &funnelgate_checker_esp::ptr::factory(),
+        serde_json::json!({"ips": ["203.0.113.66"]}),
+        &["PTR 66.113.0.203.in-addr.arpa", "cname loop"],
+    )
+    .await;
+    assert_dns_error(
+        &funnelgate_checker_esp::blocklist::ip_factory(),
+        serde_json::json!({"ips": ["203.0.113.10"], "zones": ["loop.bl.test"]}),
+        &["loop.bl.test", "cname loop"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_nameserver_that_never_answers_is_a_timeout_not_no_record() {
+    // A UDP socket nobody reads and a TCP listener nobody accepts on: queries time out.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = udp.local_addr().unwrap();
+    let _tcp = std::net::TcpListener::bind(addr).ok();
+    let dns = Dns::new(vec![addr], Duration::from_millis(800)).unwrap();
+    let e = spf::check(&dns, "spf-ok.test").await.unwrap_err();
+    assert_eq!(e.rtype, "TXT");
+    assert!(
+        e.reason.contains("timeout") || e.reason.contains("timed out"),
+        "{e}"
+    );
+    let e = dmarc::check(&dns, "dmarc-ok.test").await.unwrap_err();
+    assert!(e.to_string().contains("_dmarc.dmarc-ok.test"), "{e}");
+}
+
+// ------------------------------------------------------------------ MX targets (issue 10)
+
+#[tokio::test]
+async fn mx_targets_that_are_aliases_or_addresses() {
+    let f = kinds::mx_factory();
+    let m = run(&f, serde_json::json!({"domain": "mx-cname.test"})).await;
+    assert_eq!(
+        (m.value, m.verdict),
+        (Some(1.0), Some(ProbeStatus::Warn)),
+        "{m:?}"
+    );
+    assert!(codes(&m).contains("mx_cname"), "{m:?}");
+    assert!(m.message.contains("RFC 2181 §10.3"), "{}", m.message);
+    assert_eq!(m.evidence["mx.alias.mx-cname.test.cname"], "mx1.mx-ok.test");
+    // the MX of mx-ok.test names hosts with their own addresses: no flag
+    let m = run(&f, serde_json::json!({"domain": "mx-ok.test"})).await;
+    assert!(!codes(&m).contains("mx_cname"), "{m:?}");
+
+    // An IP literal is an invalid MX, reported as such: no A query for an address.
+    let m = run(&f, serde_json::json!({"domain": "mx-literal.test"})).await;
+    assert_eq!(
+        (m.value, m.verdict),
+        (Some(0.0), Some(ProbeStatus::Fail)),
+        "{m:?}"
+    );
+    assert!(codes(&m).contains("mx_ip_literal"), "{m:?}");
+    assert!(m.message.contains("none of the MX hosts"), "{}", m.message);
+    assert!(
+        m.evidence["mx.192.0.2.80"]
+            .contains("invalid: the MX target 192.0.2.80 is an IP address literal"),
+        "{m:?}"
+    );
+    let m = run(&f, serde_json::json!({"domain": "mx-literalplus.test"})).await;
+    assert_eq!(
+        (m.value, m.verdict),
+        (Some(1.0), Some(ProbeStatus::Warn)),
+        "{m:?}"
+    );
+    assert!(codes(&m).contains("mx_ip_literal"), "{m:?}");
+}
+
+// ------------------------------------------------------------------ check_host() in dns.spf (issue 9 item 13)
+
+#[tokio::test]
+async fn spf_probe_evaluates_the_sending_ips() {
+    let f = kinds::spf_factory();
+    // spf-ok.test: "v=spf1 ip4:192.0.2.0/24 include:_spf.provider.test ~all"
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "spf-ok.test", "ips": ["192.0.2.10", "198.51.100.7"]}),
+    )
+    .await;
+    assert_eq!(m.verdict, Some(ProbeStatus::Pass), "{m:?}");
+    assert_eq!(m.evidence["check_host.192.0.2.10"], "pass");
+    assert_eq!(
+        m.evidence["check_host.192.0.2.10.mechanism"],
+        "ip4:192.0.2.0/24 (in the record of spf-ok.test)"
+    );
+    assert_eq!(
+        m.evidence["check_host.198.51.100.7.mechanism"],
+        "include:_spf.provider.test (in the record of spf-ok.test)"
+    );
+    assert!(
+        m.message.contains("2 of 2 sending IPs pass"),
+        "{}",
+        m.message
+    );
+
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "spf-ok.test", "ips": ["192.0.2.10", "203.0.113.5", "2001:db8::5"]}),
+    )
+    .await;
+    assert_eq!(m.verdict, Some(ProbeStatus::Fail), "{m:?}");
+    assert_eq!(m.evidence["check_host.203.0.113.5"], "softfail");
+    assert_eq!(m.evidence["check_host.2001:db8::5"], "softfail");
+    assert_eq!(
+        m.evidence["check_host.203.0.113.5.mechanism"],
+        "~all (in the record of spf-ok.test)"
+    );
+    assert!(codes(&m).contains("spf_ip_not_authorised"), "{m:?}");
+    assert!(
+        m.message.contains("203.0.113.5 gets softfail"),
+        "{}",
+        m.message
+    );
+
+    // no record: none; a record over the lookup limit: permerror
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "spf-none.test", "ips": ["192.0.2.10"]}),
+    )
+    .await;
+    assert_eq!(m.evidence["check_host.192.0.2.10"], "none", "{m:?}");
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "spf-11.test", "ips": ["203.0.113.5"]}),
+    )
+    .await;
+    assert_eq!(m.evidence["check_host.203.0.113.5"], "permerror", "{m:?}");
+    assert!(codes(&m).contains("spf_check_host_permerror"), "{m:?}");
+
+    // a DNS failure during the evaluation is a temperror: ERROR
+    assert_dns_error(
+        &f,
+        serde_json::json!({"domain": "spf-redircnameloop.test", "ips": ["192.0.2.10"]}),
+        &["spf temperror", "cname loop"],
+    )
+    .await;
+
+    // bad params are refused with the field named
+    for bad in [
+        serde_json::json!({"domain": "spf-ok.test", "ips": ["192.0.2.300"]}),
+        serde_json::json!({"domain": "spf-ok.test", "ips": ["192.0.2.1"], "sender": "nobody"}),
+        serde_json::json!({"domain": "spf-ok.test", "helo": "not a name"}),
+    ] {
+        let e = f.build(&bad).err().expect("refused");
+        assert!(e.message.contains('`'), "{e}");
+    }
+}
+
+// ------------------------------------------------------------------ what the records say (issue 9 item 11)
+
+#[tokio::test]
+async fn dkim_key_type_and_real_size_are_reported_separately() {
+    let f = kinds::dkim_factory();
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "dkim.test", "selectors": ["ed"]}),
+    )
+    .await;
+    assert_eq!(m.evidence["selector.ed.key_type"], "ed25519", "{m:?}");
+    assert_eq!(m.evidence["selector.ed.key_bits"], "256");
+    assert_eq!(m.evidence["selector.ed.rsa_equivalent_bits"], "3072");
+    assert_eq!(m.evidence["selector.ed.status"], "usable");
+    assert_eq!(
+        m.evidence["selector.ed"],
+        "ed25519 256 bits at ed._domainkey.dkim.test"
+    );
+    assert!(
+        m.message
+            .contains("weakest key ed25519 256 bits (as strong as rsa 3072 bits)"),
+        "{}",
+        m.message
+    );
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "dkim.test", "selectors": ["s1024"]}),
+    )
+    .await;
+    assert_eq!(m.evidence["selector.s1024.key_type"], "rsa");
+    assert_eq!(m.evidence["selector.s1024.key_bits"], "1024");
+    assert!(
+        m.message.contains("weakest key rsa 1024 bits"),
+        "{}",
+        m.message
+    );
+
+    // revoked and unusable keys keep their type
+    for (sel, status, ty) in [
+        ("revoked-ed", "revoked", "ed25519"),
+        ("revoked", "revoked", "rsa"),
+        ("short-ed", "unusable", "ed25519"),
+        ("garbage", "unusable", "rsa"),
+    ] {
+        let m = run(
+            &f,
+            serde_json::json!({"domain": "dkim.test", "selectors": [sel]}),
+        )
+        .await;
+        assert_eq!(m.verdict, Some(ProbeStatus::Fail), "{sel}: {m:?}");
+        assert_eq!(
+            m.evidence[&format!("selector.{sel}.status")],
+            status,
+            "{m:?}"
+        );
+        assert_eq!(m.evidence[&format!("selector.{sel}.key_type")], ty, "{m:?}");
+        assert!(
+            !m.evidence.contains_key(&format!("selector.{sel}.key_bits")),
+            "{m:?}"
+        );
+        assert!(
+            m.evidence[&format!("selector.{sel}")].starts_with(&format!("{status} {ty} key at")),
+            "{m:?}"
+        );
+    }
+    let m = run(
+        &f,
+        serde_json::json!({"domain": "dkim.test", "selectors": ["nothere"]}),
+    )
+    .await;
+    assert_eq!(m.evidence["selector.nothere.status"], "missing");
+    assert!(!m.evidence.contains_key("selector.nothere.key_type"));
+}
+
+#[tokio::test]
+async fn dmarc_pct_and_testing_flag_are_exposed_with_their_effect() {
+    let f = kinds::dmarc_factory();
+    // p=quarantine; pct=50
+    let m = run(&f, serde_json::json!({"domain": "dmarc-removed.test"})).await;
+    assert_eq!(m.evidence["pct"], "50", "{m:?}");
+    assert_eq!(m.evidence["testing"], "n");
+    assert_eq!(
+        m.evidence["enforcement.rfc7489"],
+        "p=quarantine on 50% of failing mail, none on the rest (pct=50)"
+    );
+    assert_eq!(
+        m.evidence["enforcement.dmarcbis"],
+        "p=quarantine on all failing mail (pct is not part of DMARCbis)"
+    );
+    assert!(codes(&m).contains("dmarc_partial_enforcement"), "{m:?}");
+    // p=reject; t=y
+    let m = run(&f, serde_json::json!({"domain": "dmarc-testmode.test"})).await;
+    assert_eq!(m.evidence["pct"], "100 (default)");
+    assert_eq!(m.evidence["testing"], "y");
+    assert_eq!(
+        m.evidence["enforcement.rfc7489"],
+        "p=reject on all failing mail"
+    );
+    assert_eq!(
+        m.evidence["enforcement.dmarcbis"],
+        "test mode (t=y): failing mail gets quarantine instead of reject"
+    );
+    assert!(codes(&m).contains("dmarc_test_mode"));
+    // full enforcement
+    let m = run(&f, serde_json::json!({"domain": "dmarc-ok.test"})).await;
+    assert_eq!(m.evidence["pct"], "100 (default)");
+    assert!(!codes(&m).contains("dmarc_partial_enforcement"));
+}

@@ -252,7 +252,11 @@ pub async fn check_runs_without_panic(
         secrets,
         http,
     };
-    let task = tokio::spawn(async move { tokio::time::timeout(timeout, probe.run(&ctx)).await });
+    // As the runner does: vendor retries inside the probe see its deadline.
+    let end = tokio::time::Instant::now() + timeout;
+    let task = tokio::spawn(crate::retry::with_deadline(end, async move {
+        tokio::time::timeout(timeout, probe.run(&ctx)).await
+    }));
     match task.await {
         Ok(Ok(r)) => r,
         Ok(Err(_)) => Err(ProbeError::transient(format!(

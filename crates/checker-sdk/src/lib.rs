@@ -50,9 +50,11 @@
 //! Each kind's tests call [`conformance::check_factory`] with valid params.
 
 pub mod conformance;
+pub mod pace;
 pub mod probe;
 pub mod probes;
 pub mod registry;
+pub mod retry;
 pub mod runner;
 pub mod secrets;
 pub mod service;

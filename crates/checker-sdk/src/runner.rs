@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use crate::probe::{Probe, ProbeContext, ProbeError};
 use crate::registry::ProbeRegistry;
+use crate::retry::{self, GaveUp, Retry};
 use crate::secrets::SecretStore;
 
 /// Probes run at once within one check unless configured otherwise.
@@ -35,37 +36,7 @@ pub enum RunnerError {
     HttpClient(#[source] reqwest::Error),
 }
 
-/// How transient probe errors are retried.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt (so `max_retries + 1` attempts at most).
-    pub max_retries: u32,
-    /// Delay before the first retry; doubled for each further one, with ±50% jitter.
-    pub base_delay: Duration,
-    /// Upper bound of one backoff delay (before jitter).
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_retries: 2,
-            base_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(5),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// Backoff before retry number `retry` (1-based), jitter included.
-    fn backoff(&self, retry: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << retry.saturating_sub(1).min(16));
-        let capped = exp.min(self.max_delay);
-        capped.mul_f64(rand::random_range(0.5..1.5))
-    }
-}
+pub use crate::retry::RetryPolicy;
 
 /// Install the ring crypto provider for rustls (once per process; later calls are no-ops).
 pub fn install_crypto_provider() {
@@ -363,39 +334,40 @@ impl Runner {
         result
     }
 
-    /// Run the probe, retrying transient errors while the retry fits before `end`.
+    /// Run the probe under the one retry policy ([`crate::retry`]): transient errors are retried
+    /// while the wait fits before `end`.
     async fn attempts(
         &self,
         probe: Arc<dyn Probe>,
         ctx: ProbeContext,
         end: Instant,
     ) -> Result<(Measurement, u32), (ProbeError, u32)> {
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            let err = match run_isolated(Arc::clone(&probe), ctx.clone()).await {
-                Ok(m) => return Ok((m, attempt)),
-                Err(e) => e,
-            };
-            if !err.is_transient() || attempt > self.retry.max_retries {
-                return Err((err, attempt));
+        let id = ctx.spec.id.clone();
+        let attempt = || run_isolated(Arc::clone(&probe), ctx.clone(), end);
+        let classify = |e: &ProbeError| {
+            if e.is_transient() {
+                tracing::debug!(probe = %id, error = %e, "probe attempt failed, may retry");
+                Retry::After(e.retry_after)
+            } else {
+                Retry::Stop
             }
-            let wait = err
-                .retry_after
-                .unwrap_or_else(|| self.retry.backoff(attempt));
-            if Instant::now() + wait >= end {
-                let mut err = err;
-                if let Some(ra) = err.retry_after {
-                    err.message = format!(
+        };
+        match retry::retry(&self.retry, Some(end), attempt, classify).await {
+            Ok(ok) => Ok(ok),
+            Err(GaveUp {
+                mut error,
+                attempts,
+                wait_did_not_fit,
+            }) => {
+                if let Some(ra) = wait_did_not_fit {
+                    error.message = format!(
                         "{}; asked to retry after {}, which does not fit in the time left",
-                        err.message,
+                        error.message,
                         format_duration(ra)
                     );
                 }
-                return Err((err, attempt));
+                Err((error, attempts))
             }
-            tracing::debug!(probe = %ctx.spec.id, attempt, wait_ms = millis(wait), error = %err, "retrying probe");
-            tokio::time::sleep(wait).await;
         }
     }
 }
@@ -410,8 +382,15 @@ impl<T> Drop for AbortOnDrop<T> {
 }
 
 /// One attempt in its own task: a panic becomes a permanent error, never a crash.
-async fn run_isolated(probe: Arc<dyn Probe>, ctx: ProbeContext) -> Result<Measurement, ProbeError> {
-    let mut task = AbortOnDrop(tokio::spawn(async move { probe.run(&ctx).await }));
+/// Vendor calls inside it see `end` as their deadline ([`retry::deadline`]).
+async fn run_isolated(
+    probe: Arc<dyn Probe>,
+    ctx: ProbeContext,
+    end: Instant,
+) -> Result<Measurement, ProbeError> {
+    let mut task = AbortOnDrop(tokio::spawn(retry::with_deadline(end, async move {
+        probe.run(&ctx).await
+    })));
     match (&mut task.0).await {
         Ok(r) => r,
         Err(e) => Err(ProbeError::permanent(join_error_message(e))),
@@ -720,6 +699,7 @@ pub fn judge(
         sample_size: m.sample_size,
         window: m.window,
         evidence: m.evidence,
+        steps: m.steps,
     }
 }
 
@@ -1022,6 +1002,7 @@ mod tests {
                 max_retries: 2,
                 base_delay: Duration::from_millis(100),
                 max_delay: Duration::from_secs(1),
+                ..RetryPolicy::default()
             },
         )
     }

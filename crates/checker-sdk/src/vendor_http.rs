@@ -6,11 +6,45 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use funnelgate_core::time::format_duration;
+use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use crate::probe::ProbeError;
+use crate::retry::{self, GaveUp, Retry, RetryPolicy};
+
+/// The words every vendor adapter uses for a spent API budget (the one verdict for it is
+/// documented in `docs/probes/crm/README.md`): the probe cannot measure, and retrying before the
+/// budget resets cannot help.
+pub const QUOTA_EXHAUSTED: &str = "the account's API request budget is exhausted (no integration feeding the funnel can call \
+     this API until it resets)";
+
+/// Whether a 403/429 reply says the account's whole budget (daily or org-wide) is spent, as
+/// opposed to a short burst limit: Salesforce `REQUEST_LIMIT_EXCEEDED` (403), HubSpot's 429 with
+/// `policyName` `DAILY`, Pipedrive's 429 with `x-daily-requests-left: 0`.
+pub fn quota_exhausted(status: u16, headers: &HeaderMap, body: &str) -> bool {
+    match status {
+        403 => body.contains("REQUEST_LIMIT_EXCEEDED"),
+        429 => {
+            let daily_left_zero = headers
+                .get("x-daily-requests-left")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .is_some_and(|n| n <= 0);
+            let hubspot_daily = serde_json::from_str::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| {
+                    v.get("policyName")
+                        .and_then(|p| p.as_str())
+                        .map(str::to_string)
+                })
+                .is_some_and(|p| p.eq_ignore_ascii_case("DAILY"));
+            daily_left_zero || hubspot_daily || body.contains("REQUEST_LIMIT_EXCEEDED")
+        }
+        _ => false,
+    }
+}
 
 /// A response whose status was 2xx, with its headers kept (rate-limit budgets live there).
 #[derive(Debug)]
@@ -45,15 +79,10 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-/// Parse `Retry-After` (seconds, or an HTTP date we don't try to parse: then `default`).
-pub fn retry_after(headers: &HeaderMap, default: Duration) -> Duration {
-    headers
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(|s| Duration::from_secs_f64(s.min(3600.0)))
-        .unwrap_or(default)
+/// How long a vendor asked us to wait: `Retry-After` (seconds or HTTP-date), else the
+/// `x-ratelimit-reset` seconds Pipedrive (and others) send; `None` when neither is there.
+pub fn wait_hint(headers: &HeaderMap) -> Option<Duration> {
+    retry::retry_after(headers).or_else(|| retry::reset_after(headers, "x-ratelimit-reset"))
 }
 
 /// Map a non-2xx status to a specific error. `body` is the (possibly truncated) response text;
@@ -75,20 +104,28 @@ pub fn status_error(
         401 => ProbeError::permanent(format!(
             "{vendor}: {what}: returned 401: the token was rejected (expired, revoked or wrong){detail}"
         )),
+        403 if quota_exhausted(status, headers, body) => ProbeError::permanent(format!(
+            "{vendor}: {what}: returned 403: {QUOTA_EXHAUSTED}{detail}"
+        )),
         403 => ProbeError::permanent(format!(
             "{vendor}: {what}: returned 403: the token lacks a required permission{detail}"
         )),
         404 => ProbeError::permanent(format!(
             "{vendor}: {what}: returned 404: not found (wrong account, portal, object or API version){detail}"
         )),
-        429 => {
-            let wait = retry_after(headers, Duration::from_secs(10));
-            ProbeError::transient(format!(
-                "{vendor}: {what}: returned 429: rate limited, retry after {}s{detail}",
-                wait.as_secs()
+        429 if quota_exhausted(status, headers, body) => ProbeError::permanent(format!(
+            "{vendor}: {what}: returned 429: {QUOTA_EXHAUSTED}{detail}"
+        )),
+        429 => match wait_hint(headers) {
+            Some(wait) => ProbeError::transient(format!(
+                "{vendor}: {what}: returned 429: rate limited, retry after {}{detail}",
+                format_duration(wait)
             ))
-            .with_retry_after(wait)
-        }
+            .with_retry_after(wait),
+            None => ProbeError::transient(format!(
+                "{vendor}: {what}: returned 429: rate limited{detail}"
+            )),
+        },
         500..=599 => ProbeError::transient(format!(
             "{vendor}: {what}: returned {status}: the vendor is failing{detail}"
         )),
@@ -148,13 +185,61 @@ pub fn bearer(token: &SecretString) -> Result<HeaderValue, ProbeError> {
     Ok(v)
 }
 
-/// Send a request and decode a 2xx JSON body into `T`; every failure becomes a specific error.
-/// `what` names the call in messages, e.g. "GET /crm/v3/pipelines/deals".
-pub async fn send_json<T: DeserializeOwned>(
+/// A vendor call that failed, with the HTTP status when there was one.
+#[derive(Debug, Clone)]
+pub struct CallError {
+    /// The HTTP status, `None` for transport failures and bad bodies.
+    pub status: Option<u16>,
+    /// The user-readable error.
+    pub error: ProbeError,
+    /// The start of the vendor's error body (for vendor-specific codes), empty otherwise.
+    pub body: String,
+    /// The reply said the account's API budget is spent ([`quota_exhausted`]).
+    pub quota_exhausted: bool,
+}
+
+impl CallError {
+    /// Whether the vendor rejected the credentials (401) or their permissions (403), other than
+    /// for a spent budget.
+    pub fn is_auth(&self) -> bool {
+        matches!(self.status, Some(401) | Some(403)) && !self.quota_exhausted
+    }
+}
+
+impl From<CallError> for ProbeError {
+    fn from(e: CallError) -> Self {
+        e.error
+    }
+}
+
+impl From<ProbeError> for CallError {
+    fn from(error: ProbeError) -> Self {
+        CallError {
+            status: None,
+            error,
+            body: String::new(),
+            quota_exhausted: false,
+        }
+    }
+}
+
+/// A decoded 2xx reply with its headers (rate-limit budgets live there).
+#[derive(Debug)]
+pub struct Reply<T> {
+    /// The decoded body.
+    pub body: T,
+    /// The response headers.
+    pub headers: HeaderMap,
+}
+
+/// Send one request (no retry) and decode its JSON body. `scope` names the permission the call
+/// needs, quoted on 403 when the vendor's body does not name it.
+pub async fn call_once<T: DeserializeOwned>(
     vendor: &str,
     what: &str,
     req: reqwest::RequestBuilder,
-) -> Result<VendorResponse<T>, ProbeError> {
+    scope: Option<&str>,
+) -> Result<Reply<T>, CallError> {
     let resp = req
         .send()
         .await
@@ -166,23 +251,158 @@ pub async fn send_json<T: DeserializeOwned>(
         .await
         .map_err(|e| transport_error(vendor, what, &e))?;
     if !(200..300).contains(&status) {
-        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]).into_owned();
-        return Err(status_error(vendor, what, status, &headers, &text));
+        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(8192)]).into_owned();
+        let mut error = status_error(vendor, what, status, &headers, &text);
+        let exhausted = quota_exhausted(status, &headers, &text);
+        if status == 403 && !exhausted {
+            let named = scopes_in_body(&text);
+            if !named.is_empty() {
+                error
+                    .message
+                    .push_str(&format!("; required scope: {}", named.join(" or ")));
+            } else if let Some(s) = scope {
+                error
+                    .message
+                    .push_str(&format!("; this call needs scope `{s}`"));
+            }
+        }
+        return Err(CallError {
+            status: Some(status),
+            error,
+            body: text,
+            quota_exhausted: exhausted,
+        });
     }
     if bytes.is_empty() {
-        return Err(ProbeError::permanent(format!(
-            "{vendor}: {what}: returned an empty body"
-        )));
+        return Err(
+            ProbeError::permanent(format!("{vendor}: {what}: returned an empty body")).into(),
+        );
     }
     let body = serde_json::from_slice::<T>(&bytes).map_err(|e| {
         let kind = if e.is_eof() { "truncated" } else { "malformed" };
         ProbeError::permanent(format!("{vendor}: {what}: {kind} json response: {e}"))
     })?;
+    Ok(Reply { body, headers })
+}
+
+/// [`call_once`] under the one retry policy ([`RetryPolicy::vendor_call`], see [`crate::retry`]):
+/// transient failures (429, 5xx, timeouts, refused connections) are retried while the wait fits
+/// in the probe's time left; a spent budget, 4xx and bad bodies are not. `build` makes a fresh
+/// request per attempt.
+pub async fn call<T: DeserializeOwned>(
+    vendor: &str,
+    what: &str,
+    build: impl Fn() -> Result<reqwest::RequestBuilder, ProbeError>,
+    scope: Option<&str>,
+) -> Result<Reply<T>, CallError> {
+    let policy = RetryPolicy::vendor_call();
+    let attempt = || async {
+        let mut req = build()?;
+        // No single attempt outlives the probe.
+        if let Some(left) = retry::remaining() {
+            req = req.timeout(left.max(Duration::from_millis(10)));
+        }
+        call_once(vendor, what, req, scope).await
+    };
+    match retry::retry(&policy, None, attempt, classify).await {
+        Ok((reply, _)) => Ok(reply),
+        Err(GaveUp {
+            mut error,
+            attempts,
+            wait_did_not_fit,
+        }) => {
+            if attempts > 1 {
+                error.error.message = format!(
+                    "{} (gave up after {attempts} attempts)",
+                    error.error.message
+                );
+            }
+            if let Some(w) = wait_did_not_fit {
+                error.error.retry_after = Some(w);
+            }
+            Err(error)
+        }
+    }
+}
+
+/// The retry classification of a vendor call's failure.
+pub fn classify(e: &CallError) -> Retry {
+    if e.error.is_transient() && !e.quota_exhausted {
+        Retry::After(e.error.retry_after)
+    } else {
+        Retry::Stop
+    }
+}
+
+/// Send a request and decode a 2xx JSON body into `T`; every failure becomes a specific error.
+/// `what` names the call in messages, e.g. "GET /crm/v3/pipelines/deals". Transient failures are
+/// retried by the one policy ([`call`]); a request whose body cannot be cloned is sent once.
+pub async fn send_json<T: DeserializeOwned>(
+    vendor: &str,
+    what: &str,
+    req: reqwest::RequestBuilder,
+) -> Result<VendorResponse<T>, ProbeError> {
+    let reply = match req.try_clone() {
+        Some(_) => {
+            call::<T>(
+                vendor,
+                what,
+                || {
+                    req.try_clone().ok_or_else(|| {
+                        ProbeError::permanent(format!("{vendor}: {what}: request cannot be resent"))
+                    })
+                },
+                None,
+            )
+            .await
+        }
+        None => call_once::<T>(vendor, what, req, None).await,
+    }
+    .map_err(|e| e.error)?;
     Ok(VendorResponse {
-        body,
-        headers,
-        status,
+        body: reply.body,
+        headers: reply.headers,
+        status: 200,
     })
+}
+
+/// Scopes a vendor names in a 403 body: HubSpot's `errors[].context.requiredGranularScopes` /
+/// `requiredScopes`, Pipedrive/others' top-level `required_scopes`.
+pub fn scopes_in_body(body: &str) -> Vec<String> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut take = |arr: Option<&serde_json::Value>| {
+        for s in arr.and_then(|a| a.as_array()).into_iter().flatten() {
+            if let Some(s) = s.as_str()
+                && !out.iter().any(|o| o == s)
+            {
+                out.push(s.chars().filter(|c| !c.is_control()).take(100).collect());
+            }
+        }
+    };
+    for e in v
+        .get("errors")
+        .and_then(|e| e.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let ctx = e.get("context");
+        take(ctx.and_then(|c| c.get("requiredGranularScopes")));
+        take(ctx.and_then(|c| c.get("requiredScopes")));
+    }
+    take(v.get("required_scopes"));
+    out.truncate(10);
+    out
+}
+
+/// A header as a number, if present and numeric.
+pub fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
 }
 
 #[cfg(test)]
@@ -215,13 +435,37 @@ mod tests {
     #[test]
     fn rate_limit_honours_retry_after() {
         let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static("7"));
         let e = status_error("sendgrid", "GET /v3/stats", 429, &h, "");
         assert!(e.is_transient());
         assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
-        assert_eq!(
-            retry_after(&HeaderMap::new(), Duration::from_secs(3)),
-            Duration::from_secs(3)
+        // No hint: transient, and the retry policy's own brief backoff applies.
+        let e = status_error("hubspot", "POST search", 429, &HeaderMap::new(), "");
+        assert!(e.is_transient());
+        assert_eq!(e.retry_after, None);
+    }
+
+    #[test]
+    fn a_spent_budget_is_one_permanent_verdict_for_every_vendor() {
+        let sf =
+            r#"[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#;
+        let e = status_error("salesforce", "GET limits", 403, &HeaderMap::new(), sf);
+        assert!(
+            !e.is_transient() && e.message.contains(QUOTA_EXHAUSTED),
+            "{e}"
+        );
+        let hs = r#"{"status":"error","message":"You have reached your daily limit.","errorType":"RATE_LIMIT","policyName":"DAILY"}"#;
+        let e = status_error("hubspot", "GET contacts", 429, &HeaderMap::new(), hs);
+        assert!(
+            !e.is_transient() && e.message.contains(QUOTA_EXHAUSTED),
+            "{e}"
+        );
+        let mut h = HeaderMap::new();
+        h.insert("x-daily-requests-left", HeaderValue::from_static("0"));
+        let e = status_error("pipedrive", "GET deals", 429, &h, "{}");
+        assert!(
+            !e.is_transient() && e.message.contains(QUOTA_EXHAUSTED),
+            "{e}"
         );
     }
 

@@ -9,6 +9,7 @@ mod ledger;
 mod plugins;
 mod probe_cmd;
 mod quickstart;
+mod quickstart_site;
 mod render;
 mod serve;
 mod watch;

@@ -39,6 +39,15 @@ pub enum QuickstartCmd {
         #[arg(long, default_value = DEFAULT_HTTP)]
         http_listen: String,
     },
+    /// Serve the demo's landing pages (DIR/site) for the analytics stage's tag audit.
+    Site {
+        /// The quickstart directory.
+        #[arg(default_value = "funnelgate-quickstart")]
+        dir: PathBuf,
+        /// Address to serve on (the quickstart config audits http://127.0.0.1:7090/).
+        #[arg(long, default_value = crate::quickstart_site::DEFAULT_LISTEN)]
+        listen: String,
+    },
     /// Apply DIR/fix.sql (or the built-in fixes) to DIR/warehouse.db: the gate then opens.
     Fix {
         /// The quickstart directory.
@@ -56,6 +65,7 @@ pub async fn run(cmd: QuickstartCmd) -> CmdResult {
             grpc_listen,
             http_listen,
         } => init(&dir, force, &grpc_listen, &http_listen).await,
+        QuickstartCmd::Site { dir, listen } => crate::quickstart_site::serve(&dir, &listen).await,
         QuickstartCmd::Fix { dir } => fix(&dir).await,
     }
 }
@@ -113,6 +123,11 @@ async fn init(dir: &Path, force: bool, grpc_listen: &str, http_listen: &str) -> 
         std::fs::write(&path, text).map_err(|e| io_err("write", &path, e))?;
         println!("wrote {}", path.display());
     }
+    let site = crate::quickstart_site::write(&dir)?;
+    println!(
+        "wrote {} (landing pages for the analytics stage)",
+        site.display()
+    );
     for stale in [
         "warehouse.db",
         "warehouse.db-journal",

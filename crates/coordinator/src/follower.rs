@@ -23,7 +23,6 @@ use tonic_health::ServingStatus;
 
 use crate::checkers::CheckerClient;
 use crate::leader::{Cluster, ElectionConfig, LEADER_HEALTH_SERVICE, RoleState};
-use crate::liveness::Supervisors;
 use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
 use crate::state::EngineHandle;
@@ -117,8 +116,8 @@ pub struct Scheduling {
     pub funnels: Vec<FunnelPolicy>,
     /// A client per checker.
     pub clients: BTreeMap<String, CheckerClient>,
-    /// Each checker's liveness (the stage jobs follow it); stopped with the role task.
-    pub supervisors: Supervisors,
+    /// Each checker's liveness, watched on every replica.
+    pub liveness: Arc<crate::liveness::Supervisors>,
     /// `coordinator.max_inflight_checks`.
     pub max_inflight: usize,
 }
@@ -143,7 +142,7 @@ pub async fn control_role(
                     scheduler = Some(Scheduler::start(
                         &scheduling.funnels,
                         &scheduling.clients,
-                        &scheduling.supervisors,
+                        &scheduling.liveness,
                         engine.clone(),
                         metrics.clone(),
                         scheduling.max_inflight,
@@ -171,7 +170,6 @@ pub async fn control_role(
     if let Some(s) = scheduler.take() {
         s.stop().await;
     }
-    scheduling.supervisors.stop().await;
 }
 
 async fn set_health(health: &funnelgate_server::Health, role: &RoleState, replicated: bool) {

@@ -246,13 +246,13 @@ pub async fn run(
         watchers: AtomicUsize::new(0),
         shutdown: stop_rx.clone(),
     });
-    // Every replica watches its checkers' liveness; only the leader schedules checks.
-    let supervisors = liveness::Supervisors::start(
+    // Checker liveness is watched on every replica; only the leader's scheduler acts on it.
+    let supervisors = Arc::new(liveness::Supervisors::start(
         Arc::new(config.clone()),
         &preflight.clients,
         &preflight.described,
         &preflight.unreachable,
-    );
+    ));
     let (grpc_addr, http_addr) =
         listeners
             .local_addrs()
@@ -294,7 +294,7 @@ pub async fn run(
         follower::Scheduling {
             funnels: config.funnels.clone(),
             clients: preflight.clients.clone(),
-            supervisors,
+            liveness: supervisors.clone(),
             max_inflight: config.coordinator.max_inflight_checks,
         },
         engine.clone(),
@@ -351,10 +351,12 @@ pub async fn run(
     }
 
     let _ = stop_tx.send(true);
-    // The role task stops the scheduler and the checker supervisors; the election releases
-    // leadership.
+    // The role task stops the scheduler; the election releases leadership.
     let _ = role_task.await;
     while background.join_next().await.is_some() {}
+    if let Ok(supervisors) = Arc::try_unwrap(supervisors) {
+        supervisors.stop().await;
+    }
     engine.shutdown().await;
     if let Err(e) = engine_task.await {
         failure.get_or_insert(CoordinatorError::Task {

@@ -63,6 +63,7 @@ fn report(f: usize, stage: &str, at: Timestamp) -> StageReport {
                     _ => (ProbeStatus::Pass, 95.0, Some(90.0)),
                 };
                 ProbeResult {
+                    steps: Vec::new(),
                     id: format!("{stage}-probe-{p:02}"),
                     kind: "sql".into(),
                     status,

@@ -19,8 +19,8 @@ pub use decision::{
 };
 pub use engine::{Engine, EngineError, FunnelSnapshot, Outcome};
 pub use model::{
-    CheckFailure, Judgement, Measurement, ProbeMode, ProbeResult, ProbeStatus, Severity,
-    StageReport, Thresholds,
+    CheckFailure, JourneyStep, Judgement, Measurement, ProbeMode, ProbeResult, ProbeStatus,
+    Severity, StageReport, Thresholds,
 };
 pub use policy::{
     FunnelPolicy, GatePolicy, OnUnknown, PolicyError, PolicyIssue, ProbeSpec, StagePolicy,

@@ -229,6 +229,10 @@ pub struct Measurement {
     pub sample_size: Option<u64>,
     pub window: Option<HumanDuration>,
     pub evidence: BTreeMap<String, String>,
+    /// Journey probes (the canary lead): one timed result per step, each naming the stage it
+    /// evidences. Empty for ordinary probes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<JourneyStep>,
 }
 
 impl Measurement {
@@ -265,6 +269,25 @@ impl Measurement {
     }
 }
 
+/// One timed step of a journey probe (the canary lead: submit → CRM → enrolment → email →
+/// cleanup). A step evidences one stage: a lead that never reaches the CRM is a CRM problem, not
+/// an automation one, whichever checker ran the journey.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JourneyStep {
+    /// Step name, e.g. `crm_record`.
+    pub name: String,
+    /// The stage this step evidences, e.g. `crm`.
+    pub stage: String,
+    /// PASS/WARN/FAIL/ERROR, or SKIPPED when an earlier step stopped the journey.
+    pub status: ProbeStatus,
+    /// How long the step took.
+    #[serde(default)]
+    pub duration_ms: u64,
+    /// What happened, for a marketer.
+    #[serde(default)]
+    pub message: String,
+}
+
 /// One probe's result, as reported by a checker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProbeResult {
@@ -291,6 +314,10 @@ pub struct ProbeResult {
     pub window: Option<HumanDuration>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub evidence: BTreeMap<String, String>,
+    /// Journey probes (the canary lead): the steps, each naming the stage it evidences; the
+    /// coordinator attributes each step to that stage. Empty for ordinary probes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<JourneyStep>,
 }
 
 impl ProbeResult {
@@ -302,6 +329,7 @@ impl ProbeResult {
         at: Timestamp,
     ) -> Self {
         ProbeResult {
+            steps: Vec::new(),
             id: id.into(),
             kind: kind.into(),
             status: ProbeStatus::Error,

@@ -222,6 +222,7 @@ fn build_report(
 fn result(id: &str, g: &GenResult, at: Timestamp) -> ProbeResult {
     let judged = matches!(g.status, ProbeStatus::Warn | ProbeStatus::Fail);
     ProbeResult {
+        steps: Vec::new(),
         id: id.into(),
         kind: "sql".into(),
         status: g.status,

@@ -399,8 +399,54 @@ impl From<&core::ProbeResult> for pb::ProbeResult {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            journey_steps: r.steps.iter().map(pb::JourneyStep::from).collect(),
         }
     }
+}
+
+impl From<&core::JourneyStep> for pb::JourneyStep {
+    fn from(s: &core::JourneyStep) -> Self {
+        pb::JourneyStep {
+            name: s.name.clone(),
+            stage: s.stage.clone(),
+            status: pb::ProbeStatus::from(s.status) as i32,
+            duration: Some(duration_to_pb(Duration::from_millis(s.duration_ms))),
+            message: s.message.clone(),
+        }
+    }
+}
+
+/// A journey step from the wire; `field` names it in errors.
+fn journey_step_from_pb(
+    s: &pb::JourneyStep,
+    field: &str,
+) -> Result<core::JourneyStep, ConversionError> {
+    if s.name.is_empty() {
+        return Err(ConversionError::new(
+            format!("{field}.name"),
+            "must not be empty",
+        ));
+    }
+    if s.stage.is_empty() {
+        return Err(ConversionError::new(
+            format!("{field}.stage"),
+            "must not be empty",
+        ));
+    }
+    let duration_ms = s
+        .duration
+        .as_ref()
+        .map(|d| {
+            (d.seconds.max(0) as u64).saturating_mul(1000) + (d.nanos.max(0) as u64) / 1_000_000
+        })
+        .unwrap_or(0);
+    Ok(core::JourneyStep {
+        name: s.name.clone(),
+        stage: s.stage.clone(),
+        status: probe_status_from_pb(s.status, &format!("{field}.status"))?,
+        duration_ms,
+        message: s.message.clone(),
+    })
 }
 
 impl TryFrom<&pb::ProbeResult> for core::ProbeResult {
@@ -457,6 +503,12 @@ impl TryFrom<&pb::ProbeResult> for core::ProbeResult {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect::<BTreeMap<_, _>>(),
+            steps: r
+                .journey_steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| journey_step_from_pb(s, &field(&format!("journey_steps[{i}]"))))
+                .collect::<Result<_, _>>()?,
         })
     }
 }
@@ -768,5 +820,33 @@ mod tests {
         r.duration_ms = 12;
         let back = core::ProbeResult::try_from(&pb::ProbeResult::from(&r)).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn journey_steps_round_trip_and_old_results_have_none() {
+        let mut r = core::ProbeResult::error(
+            "canary",
+            "canary.lead_journey",
+            "x",
+            Timestamp::from_millis(1),
+        );
+        r.steps.push(core::JourneyStep {
+            name: "crm_record".into(),
+            stage: "crm".into(),
+            status: core::ProbeStatus::Fail,
+            duration_ms: 1_250,
+            message: "the lead never reached the crm".into(),
+        });
+        let wire = pb::ProbeResult::from(&r);
+        assert_eq!(wire.journey_steps.len(), 1);
+        assert_eq!(core::ProbeResult::try_from(&wire).unwrap(), r);
+        // A result from a checker that predates journeys decodes with no steps.
+        let mut old = wire.clone();
+        old.journey_steps.clear();
+        assert!(core::ProbeResult::try_from(&old).unwrap().steps.is_empty());
+        let mut bad = wire;
+        bad.journey_steps[0].stage.clear();
+        let e = core::ProbeResult::try_from(&bad).unwrap_err();
+        assert!(e.to_string().contains("journey_steps[0].stage"), "{e}");
     }
 }

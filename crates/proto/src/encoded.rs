@@ -127,6 +127,13 @@ mod tests {
     /// a map, nested timestamps and durations, and an override.
     fn decision() -> pb::GateDecision {
         let probe = pb::ProbeResult {
+            journey_steps: vec![pb::JourneyStep {
+                name: "crm_record".into(),
+                stage: "crm".into(),
+                status: pb::ProbeStatus::Fail as i32,
+                duration: None,
+                message: "not in the crm".into(),
+            }],
             id: "spf".into(),
             kind: "dns.spf".into(),
             status: pb::ProbeStatus::Fail as i32,

@@ -1,7 +1,12 @@
-//! HubSpot probes (CRM v3 objects, properties, pipelines and search; v4 associations), one kind
-//! per measure: `hubspot.auth_and_quota` … `hubspot.email_validity`.
+//! HubSpot probes on the date-based CRM APIs (objects, search, properties, pipelines,
+//! associations; version set by `api_version`), through the shared
+//! [`funnelgate_vendor_hubspot`] client, one kind per measure: `hubspot.auth_and_quota` …
+//! `hubspot.email_validity`.
 
-pub mod client;
+/// The shared HubSpot client (re-exported under its old path).
+pub mod client {
+    pub use funnelgate_vendor_hubspot::*;
+}
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -12,7 +17,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use self::client::{Conn, HubSpot, Record, filter, filter_values};
 use crate::evaluate::{
     self, ConversionRules, EmailRules, FieldInfo, PipelineInfo, RequiredField, StageInfo,
     StepCounts, WonModel, weekly_limit,
@@ -21,15 +25,21 @@ use crate::kinds::{KindDoc, Validate, register_kind};
 use crate::measure::Measure;
 use crate::params::{check_count, check_name, check_percent, check_value, check_window, defaults};
 use crate::time::Utc;
+use funnelgate_vendor_hubspot::{
+    ApiVersion, Conn, Credential, HubSpot, Record, filter, filter_values,
+};
 
 fn default_base_url() -> String {
-    "https://api.hubapi.com".to_string()
+    funnelgate_vendor_hubspot::DEFAULT_BASE_URL.to_string()
 }
 fn default_daily_reserve_percent() -> f64 {
     10.0
 }
 fn default_search_interval_ms() -> u64 {
     200
+}
+fn default_burst_per_10s() -> u32 {
+    funnelgate_vendor_hubspot::DEFAULT_BURST_PER_10S
 }
 fn default_contacts() -> String {
     "contacts".to_string()
@@ -96,6 +106,17 @@ macro_rules! hubspot_params {
             /// HubSpot API base URL. Change it only for a proxy or a test server.
             #[serde(default = "default_base_url")]
             pub base_url: String,
+            /// HubSpot date-based API version (`YYYY-MM`, a March or September release from
+            /// 2026-03 on); every call uses its date-based path, e.g.
+            /// `/crm/objects/2026-09/contacts`.
+            #[serde(default)]
+            pub api_version: ApiVersion,
+            /// Which credential the secret holds: `private_app` (a legacy private app's token),
+            /// `service_key` (an account service key of a developer-platform project) or `oauth`
+            /// (an OAuth access token; the daily budget is then read from the account's API-usage
+            /// endpoint, as OAuth replies carry no daily-limit headers).
+            #[serde(default)]
+            pub credential: Credential,
             /// Percent of the account's daily API budget this probe never uses: when HubSpot
             /// reports less than this left, the probe stops with an ERROR ("daily budget nearly
             /// exhausted") instead of starving the team's own syncs.
@@ -105,6 +126,11 @@ macro_rules! hubspot_params {
             /// searches per second per account).
             #[serde(default = "default_search_interval_ms")]
             pub search_interval_ms: u64,
+            /// The account's published burst limit, requests per 10 seconds (100 for Free and
+            /// Starter, 110 for OAuth apps, 190 for Professional and Enterprise); the probe paces
+            /// itself to half of it, leaving the rest to the team's own integrations.
+            #[serde(default = "default_burst_per_10s")]
+            pub burst_per_10s: u32,
             $($(#[$fm])* pub $f: $t,)*
         }
 
@@ -112,18 +138,18 @@ macro_rules! hubspot_params {
             fn conn(&self) -> Conn {
                 Conn {
                     base_url: self.base_url.clone(),
+                    api_version: self.api_version.clone(),
+                    credential: self.credential,
                     daily_reserve_percent: self.daily_reserve_percent,
                     search_interval_ms: self.search_interval_ms,
+                    burst_per_10s: self.burst_per_10s,
                 }
             }
 
             fn validate_conn(&self) -> Result<(), ProbeError> {
                 crate::http::validate_base_url("base_url", &self.base_url)?;
                 check_percent("daily_reserve_percent", self.daily_reserve_percent)?;
-                if self.search_interval_ms > 10_000 {
-                    return Err(ProbeError::params("`search_interval_ms` must be at most 10000"));
-                }
-                Ok(())
+                self.conn().validate()
             }
         }
     };
@@ -490,13 +516,26 @@ pub struct DuplicatesProbe(DuplicatesParams);
 /// `hubspot.email_validity`.
 pub struct EmailProbe(EmailParams);
 
+/// The daily budget for C1: from the reply headers, or (OAuth) the account's usage endpoint.
+async fn hubspot_budget(hs: &HubSpot) -> Option<evaluate::Budget> {
+    let b = match hs.budget() {
+        Some(b) => Some(b),
+        None => hs.read_daily_usage().await,
+    };
+    b.map(|b| evaluate::Budget {
+        remaining: b.remaining,
+        max: b.max,
+        label: "daily API request".to_string(),
+    })
+}
+
 #[async_trait]
 impl Probe for AuthProbe {
     async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
         let hs = HubSpot::new(ctx, &self.0.conn())?;
         match hs.ping().await {
             Ok(headers) => {
-                let mut m = evaluate::auth_and_quota("hubspot", hs.budget());
+                let mut m = evaluate::auth_and_quota("hubspot", hubspot_budget(&hs).await);
                 for (h, k) in [
                     ("x-hubspot-ratelimit-max", "burst_max"),
                     ("x-hubspot-ratelimit-remaining", "burst_remaining"),
@@ -535,7 +574,8 @@ impl Probe for RequiredPropertiesProbe {
             let props = hs.properties(object).await?;
             if props.is_empty() {
                 return Err(ProbeError::permanent(format!(
-                    "hubspot: GET /crm/v3/properties/{object}: returned no properties (wrong portal or object type?)"
+                    "hubspot: GET {}: returned no properties (wrong portal or object type?)",
+                    hs.paths().properties(object)
                 )));
             }
             let fields = props
@@ -569,7 +609,8 @@ impl Probe for PipelineShapeProbe {
         let all = hs.pipelines(object).await?;
         if all.is_empty() {
             return Err(ProbeError::permanent(format!(
-                "hubspot: GET /crm/v3/pipelines/{object}: the account has no {object} pipelines (empty account or wrong portal)"
+                "hubspot: GET {}: the account has no {object} pipelines (empty account or wrong portal)",
+                hs.paths().pipelines(object)
             )));
         }
         let wanted = &self.0.pipelines;
@@ -944,81 +985,91 @@ pub const KINDS: [KindDoc; 10] = [
     KindDoc {
         kind: "hubspot.auth_and_quota",
         vendor: "hubspot",
+        api: "HubSpot date-based API `2026-09` by default (param `api_version`; paths such as `/crm/objects/2026-09/contacts`)",
         measure: Measure::AuthAndQuota,
         permissions: CONTACTS_SCOPE,
-        calls: "`GET /crm/v3/objects/contacts?limit=1`; reads `X-HubSpot-RateLimit-Daily` and `X-HubSpot-RateLimit-Daily-Remaining` (and the burst headers `-Max`, `-Remaining`, `-Interval-Milliseconds` as evidence)",
+        calls: "`GET /crm/objects/2026-09/contacts?limit=1`; reads `X-HubSpot-RateLimit-Daily` and `X-HubSpot-RateLimit-Daily-Remaining` (and the burst headers `-Max`, `-Remaining`, `-Interval-Milliseconds` as evidence)",
         notes: "401 or 403 is FAIL (credentials that do not work are what this probe measures); 429, 5xx and timeouts are ERROR. Apps that get no daily headers (OAuth apps) PASS with \"no budget reported\".",
     },
     KindDoc {
         kind: "hubspot.required_properties",
         vendor: "hubspot",
+        api: "HubSpot date-based API `2026-09` by default (param `api_version`; paths such as `/crm/objects/2026-09/contacts`)",
         measure: Measure::RequiredProperties,
         permissions: "`crm.schemas.contacts.read`, `crm.schemas.deals.read` (one per object type listed)",
-        calls: "`GET /crm/v3/properties/{objectType}?archived=false` per object type",
+        calls: "`GET /crm/properties/2026-09/{objectType}?archived=false` per object type",
         notes: "Picklist options match on value or label. Archived properties count as missing. An object type with no properties at all is an ERROR (wrong portal or object type).",
     },
     KindDoc {
         kind: "hubspot.pipeline_shape",
         vendor: "hubspot",
+        api: "HubSpot date-based API `2026-09` by default (param `api_version`; paths such as `/crm/objects/2026-09/contacts`)",
         measure: Measure::PipelineShape,
         permissions: "`crm.objects.deals.read`",
-        calls: "`GET /crm/v3/pipelines/deals`",
+        calls: "`GET /crm/pipelines/2026-09/deals`",
         notes: "A stage is closed when `metadata.isClosed` is `\"true\"`; closed-won when it is closed with `metadata.probability` 1.0, closed-lost when closed with a lower one. An account with no pipelines is an ERROR.",
     },
     KindDoc {
         kind: "hubspot.source_attribution_coverage",
         vendor: "hubspot",
+        api: "HubSpot date-based API `2026-09` by default (param `api_version`; paths such as `/crm/objects/2026-09/contacts`)",
         measure: Measure::SourceAttributionCoverage,
         permissions: CONTACTS_SCOPE,
-        calls: "two `POST /crm/v3/objects/contacts/search` with `limit=1` reading `total`: created in the window; and created in the window with `hs_analytics_source` NOT_HAS_PROPERTY or IN the unknown values",
+        calls: "two `POST /crm/objects/2026-09/contacts/search` with `limit=1` reading `total`: created in the window; and created in the window with `hs_analytics_source` NOT_HAS_PROPERTY or IN the unknown values",
         notes: "Counts come from search totals, so the 10,000-result search cap does not apply. No contacts created in the window is NO_DATA.",
     },
     KindDoc {
         kind: "hubspot.lead_to_revenue_linkage",
         vendor: "hubspot",
+        api: "HubSpot date-based API `2026-09` by default (param `api_version`; paths such as `/crm/objects/2026-09/contacts`)",
         measure: Measure::LeadToRevenueLinkage,
         permissions: "`crm.objects.deals.read`, `crm.objects.contacts.read`",
-        calls: "`POST /crm/v3/objects/deals/search` (`hs_is_closed_won` = true, `closedate` in the window) for the total; with `linkage = \"associated_contact\"` (default) the won deals are paged (200 per page, up to `max_deals`), `POST /crm/v4/associations/deals/contacts/batch/read` and `POST /crm/v3/objects/contacts/batch/read` (100 per call) read their contacts' source; with `linkage = \"deal_property\"` one more search counts won deals whose own source is set",
+        calls: "`POST /crm/objects/2026-09/deals/search` (`hs_is_closed_won` = true, `closedate` in the window) for the total; with `linkage = \"associated_contact\"` (default) the won deals are paged (200 per page, up to `max_deals`), `POST /crm/associations/2026-09/deals/contacts/batch/read` and `POST /crm/objects/2026-09/contacts/batch/read` (100 per call) read their contacts' source; with `linkage = \"deal_property\"` one more search counts won deals whose own source is set",
         notes: "Conversion proof: mark it `proof = true` with `min_sample` (e.g. 30): the sample is the number of deals won in the window, and zero won deals is NO_DATA, never PASS.",
     },
     KindDoc {
         kind: "hubspot.lead_conversion_rates",
         vendor: "hubspot",
+        api: "HubSpot date-based API `2026-09` by default (param `api_version`; paths such as `/crm/objects/2026-09/contacts`)",
         measure: Measure::LeadConversionRates,
         permissions: CONTACTS_SCOPE,
-        calls: "`POST /crm/v3/objects/contacts/search` totals on the `hs_lifecyclestage_{stage}_date` properties: per step, entrants (date in the window) and converted (entrants with any later stage's date set, one filter group per later stage); the same for the last two weeks' cohorts when `max_weekly_change_percent` is set. Up to 25 searches with the default five stages, paced by `search_interval_ms`: give this probe a `timeout` of 30s or more.",
+        calls: "`POST /crm/objects/2026-09/contacts/search` totals on the `hs_lifecyclestage_{stage}_date` properties: per step, entrants (date in the window) and converted (entrants with any later stage's date set, one filter group per later stage); the same for the last two weeks' cohorts when `max_weekly_change_percent` is set. Up to 25 searches with the default five stages, paced by `search_interval_ms`: give this probe a `timeout` of 30s or more.",
         notes: "Conversion proof: the sample is the number of contacts who entered the first stage in the window; nobody entering is NO_DATA. Contacts that skip a stage count as converted through it. The week-over-week comparison is between cohorts, so the newest cohort has had less time to convert.",
     },
     KindDoc {
         kind: "hubspot.speed_to_lead",
         vendor: "hubspot",
+        api: "HubSpot date-based API `2026-09` by default (param `api_version`; paths such as `/crm/objects/2026-09/contacts`)",
         measure: Measure::SpeedToLead,
         permissions: CONTACTS_SCOPE,
-        calls: "`POST /crm/v3/objects/contacts/search` paged (200 per page, `paging.next.after`) over contacts created in the window, newest first, reading `createdate` and `hs_sa_first_engagement_date`",
+        calls: "`POST /crm/objects/2026-09/contacts/search` paged (200 per page, `paging.next.after`) over contacts created in the window, newest first, reading `createdate` and `hs_sa_first_engagement_date`",
         notes: "At most `max_records` contacts (HubSpot search stops at 10,000 results per query); the message says when the cap was reached. Contacts not yet contacted count with the time they have waited so far.",
     },
     KindDoc {
         kind: "hubspot.owner_assignment",
         vendor: "hubspot",
+        api: "HubSpot date-based API `2026-09` by default (param `api_version`; paths such as `/crm/objects/2026-09/contacts`)",
         measure: Measure::OwnerAssignment,
         permissions: CONTACTS_SCOPE,
-        calls: "two `POST /crm/v3/objects/contacts/search` totals: created between the window start and `grace_minutes` ago; the same with `hubspot_owner_id` NOT_HAS_PROPERTY",
+        calls: "two `POST /crm/objects/2026-09/contacts/search` totals: created between the window start and `grace_minutes` ago; the same with `hubspot_owner_id` NOT_HAS_PROPERTY",
         notes: "No contacts in the window is NO_DATA.",
     },
     KindDoc {
         kind: "hubspot.duplicates",
         vendor: "hubspot",
+        api: "HubSpot date-based API `2026-09` by default (param `api_version`; paths such as `/crm/objects/2026-09/contacts`)",
         measure: Measure::Duplicates,
         permissions: CONTACTS_SCOPE,
-        calls: "`GET /crm/v3/objects/contacts?properties=email` paged (100 per call, `paging.next.after`) up to `max_records`",
+        calls: "`GET /crm/objects/2026-09/contacts?properties=email` paged (100 per call, `paging.next.after`) up to `max_records`",
         notes: "Emails are compared trimmed and lower-cased. HubSpot itself keeps primary emails unique per contact, so this mostly finds case and whitespace variants and imports that bypassed deduplication. Each page costs one call of the daily budget: the reserve stops the scan early with an ERROR.",
     },
     KindDoc {
         kind: "hubspot.email_validity",
         vendor: "hubspot",
+        api: "HubSpot date-based API `2026-09` by default (param `api_version`; paths such as `/crm/objects/2026-09/contacts`)",
         measure: Measure::EmailValidity,
         permissions: CONTACTS_SCOPE,
-        calls: "`POST /crm/v3/objects/contacts/search` paged over contacts created in the window, newest first, reading `email`",
+        calls: "`POST /crm/objects/2026-09/contacts/search` paged over contacts created in the window, newest first, reading `email`",
         notes: "Invalid = malformed address, a reserved test domain (RFC 2606/6761: `example.com`, `.test`, …), or a role mailbox. Suppression lists live in the ESP (see the esp stage).",
     },
 ];

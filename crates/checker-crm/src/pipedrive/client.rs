@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::http::{CallError, Reply, call_retrying, join, request_timeout};
+use crate::http::{CallError, Reply, call, join, request_timeout};
 
 pub(crate) const VENDOR: &str = "pipedrive";
 /// Largest list page Pipedrive serves.
@@ -109,7 +109,7 @@ impl Pipedrive {
         let url = join(&self.base, path);
         let what = format!("GET {path}");
         let (name, value) = self.auth_header()?;
-        let r: Reply<Envelope> = call_retrying(
+        let r: Reply<Envelope> = call(
             VENDOR,
             &what,
             || {

@@ -653,6 +653,7 @@ pub const KINDS: [KindDoc; 8] = [
     KindDoc {
         kind: "pipedrive.auth_and_quota",
         vendor: "pipedrive",
+        api: "Pipedrive API v1",
         measure: Measure::AuthAndQuota,
         permissions: "an API token, or an OAuth app with the `base` scope",
         calls: "`GET /v1/users/me`; keeps `x-ratelimit-limit`, `x-ratelimit-remaining` and `x-daily-requests-left` as evidence",
@@ -661,6 +662,7 @@ pub const KINDS: [KindDoc; 8] = [
     KindDoc {
         kind: "pipedrive.required_properties",
         vendor: "pipedrive",
+        api: "Pipedrive API v1",
         measure: Measure::RequiredProperties,
         permissions: "an API token, or an OAuth app with `deals:read` and `contacts:read`",
         calls: "`GET /v1/personFields`, `/v1/dealFields`, `/v1/organizationFields` or `/v1/leadFields`, paged",
@@ -669,6 +671,7 @@ pub const KINDS: [KindDoc; 8] = [
     KindDoc {
         kind: "pipedrive.pipeline_shape",
         vendor: "pipedrive",
+        api: "Pipedrive API v1",
         measure: Measure::PipelineShape,
         permissions: "an API token, or an OAuth app with `deals:read`",
         calls: "`GET /v1/pipelines`, then `GET /v1/stages?pipeline_id=` per pipeline",
@@ -677,6 +680,7 @@ pub const KINDS: [KindDoc; 8] = [
     KindDoc {
         kind: "pipedrive.source_attribution_coverage",
         vendor: "pipedrive",
+        api: "Pipedrive API v1",
         measure: Measure::SourceAttributionCoverage,
         permissions: "an API token, or an OAuth app with `deals:read` (deals) or `contacts:read` (persons)",
         calls: "`GET /v1/deals?sort=add_time DESC` (or `/v1/persons`), paged 500 at a time until records are older than the window or `max_records` is reached",
@@ -685,6 +689,7 @@ pub const KINDS: [KindDoc; 8] = [
     KindDoc {
         kind: "pipedrive.lead_to_revenue_linkage",
         vendor: "pipedrive",
+        api: "Pipedrive API v1",
         measure: Measure::LeadToRevenueLinkage,
         permissions: "an API token, or an OAuth app with `deals:read`",
         calls: "`GET /v1/deals?status=won&sort=won_time DESC`, paged until deals were won before the window",
@@ -693,6 +698,7 @@ pub const KINDS: [KindDoc; 8] = [
     KindDoc {
         kind: "pipedrive.owner_assignment",
         vendor: "pipedrive",
+        api: "Pipedrive API v1",
         measure: Measure::OwnerAssignment,
         permissions: "an API token, or an OAuth app with `contacts:read` (persons) or `deals:read` (deals)",
         calls: "`GET /v1/persons?sort=add_time DESC` (or `/v1/deals`), paged over the window",
@@ -701,6 +707,7 @@ pub const KINDS: [KindDoc; 8] = [
     KindDoc {
         kind: "pipedrive.duplicates",
         vendor: "pipedrive",
+        api: "Pipedrive API v1",
         measure: Measure::Duplicates,
         permissions: "an API token, or an OAuth app with `contacts:read`",
         calls: "`GET /v1/persons`, paged 500 at a time up to `max_records`",
@@ -709,6 +716,7 @@ pub const KINDS: [KindDoc; 8] = [
     KindDoc {
         kind: "pipedrive.email_validity",
         vendor: "pipedrive",
+        api: "Pipedrive API v1",
         measure: Measure::EmailValidity,
         permissions: "an API token, or an OAuth app with `contacts:read`",
         calls: "`GET /v1/persons?sort=add_time DESC`, paged over the window up to `max_records`",

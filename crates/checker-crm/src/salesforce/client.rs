@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::evaluate::Budget;
-use crate::http::{CallError, Reply, call, call_retrying, join, request_timeout};
+use crate::http::{CallError, Reply, call, call_once, join, request_timeout};
 
 pub(crate) const VENDOR: &str = "salesforce";
 /// Most records one probe pages through in a SOQL query, whatever `max_records` says.
@@ -223,7 +223,7 @@ impl Salesforce {
             .post(&self.token_url)
             .form(&form)
             .timeout(self.timeout);
-        let reply: Reply<TokenReply> = call(VENDOR, "POST /services/oauth2/token", req, None)
+        let reply: Reply<TokenReply> = call_once(VENDOR, "POST /services/oauth2/token", req, None)
             .await
             .map_err(|mut e| {
                 // The token endpoint answers 400 (invalid_grant, invalid_client) for bad credentials.
@@ -313,7 +313,7 @@ impl Salesforce {
         loop {
             let token = self.access_token(false).await?;
             let auth = bearer(&token)?;
-            let r = call_retrying(
+            let r = call(
                 VENDOR,
                 what,
                 || {

@@ -869,6 +869,7 @@ pub const KINDS: [KindDoc; 10] = [
     KindDoc {
         kind: "salesforce.auth_and_quota",
         vendor: "salesforce",
+        api: "Salesforce REST API `v60.0` by default (param `api_version`)",
         measure: Measure::AuthAndQuota,
         permissions: "the `api` OAuth scope and *API Enabled*; reading limits also needs *View Setup and Configuration*",
         calls: "`GET /services/data/{api_version}/limits` → `DailyApiRequests.{Max,Remaining}` (and `DataStorageMB` as evidence)",
@@ -877,6 +878,7 @@ pub const KINDS: [KindDoc; 10] = [
     KindDoc {
         kind: "salesforce.required_properties",
         vendor: "salesforce",
+        api: "Salesforce REST API `v60.0` by default (param `api_version`)",
         measure: Measure::RequiredProperties,
         permissions: PERMS,
         calls: "`GET /services/data/{api_version}/sobjects/{object}/describe` per sObject",
@@ -885,6 +887,7 @@ pub const KINDS: [KindDoc; 10] = [
     KindDoc {
         kind: "salesforce.pipeline_shape",
         vendor: "salesforce",
+        api: "Salesforce REST API `v60.0` by default (param `api_version`)",
         measure: Measure::PipelineShape,
         permissions: PERMS,
         calls: "SOQL `SELECT MasterLabel, IsClosed, IsWon, DefaultProbability, SortOrder FROM OpportunityStage WHERE IsActive = true`",
@@ -893,6 +896,7 @@ pub const KINDS: [KindDoc; 10] = [
     KindDoc {
         kind: "salesforce.source_attribution_coverage",
         vendor: "salesforce",
+        api: "Salesforce REST API `v60.0` by default (param `api_version`)",
         measure: Measure::SourceAttributionCoverage,
         permissions: PERMS,
         calls: "two SOQL `SELECT COUNT() FROM Lead WHERE CreatedDate >= <window start>` (the second adds `AND (LeadSource = null OR LeadSource IN (<unknown values>))`) reading `totalSize`",
@@ -901,6 +905,7 @@ pub const KINDS: [KindDoc; 10] = [
     KindDoc {
         kind: "salesforce.lead_to_revenue_linkage",
         vendor: "salesforce",
+        api: "Salesforce REST API `v60.0` by default (param `api_version`)",
         measure: Measure::LeadToRevenueLinkage,
         permissions: PERMS,
         calls: "SOQL `SELECT COUNT() FROM Opportunity WHERE IsWon = true AND CloseDate >= <window start>`, then the same `AND LeadSource != null …` (`opportunity_field`) or `AND Id IN (SELECT ConvertedOpportunityId FROM Lead WHERE IsConverted = true AND LeadSource != null …)` (`converted_lead`)",
@@ -909,6 +914,7 @@ pub const KINDS: [KindDoc; 10] = [
     KindDoc {
         kind: "salesforce.lead_conversion_rates",
         vendor: "salesforce",
+        api: "Salesforce REST API `v60.0` by default (param `api_version`)",
         measure: Measure::LeadConversionRates,
         permissions: PERMS,
         calls: "SOQL `SELECT COUNT() FROM Lead WHERE CreatedDate >= <window start>` with `AND IsConverted = true` and `AND ConvertedOpportunity.IsWon = true`, for the window and the last two weeks' cohorts",
@@ -917,6 +923,7 @@ pub const KINDS: [KindDoc; 10] = [
     KindDoc {
         kind: "salesforce.speed_to_lead",
         vendor: "salesforce",
+        api: "Salesforce REST API `v60.0` by default (param `api_version`)",
         measure: Measure::SpeedToLead,
         permissions: "as above, plus read access to Tasks",
         calls: "SOQL `SELECT Id, CreatedDate, (SELECT CreatedDate FROM Tasks ORDER BY CreatedDate ASC LIMIT 1) FROM Lead WHERE CreatedDate >= <window start> ORDER BY CreatedDate DESC`, paged through `nextRecordsUrl` up to `max_records`",
@@ -925,6 +932,7 @@ pub const KINDS: [KindDoc; 10] = [
     KindDoc {
         kind: "salesforce.owner_assignment",
         vendor: "salesforce",
+        api: "Salesforce REST API `v60.0` by default (param `api_version`)",
         measure: Measure::OwnerAssignment,
         permissions: PERMS,
         calls: "two SOQL counts of leads created between the window start and `grace_minutes` ago, the second with `AND (Owner.Type = 'Queue' OR OwnerId IN (<unassigned_owner_ids>))`",
@@ -933,6 +941,7 @@ pub const KINDS: [KindDoc; 10] = [
     KindDoc {
         kind: "salesforce.duplicates",
         vendor: "salesforce",
+        api: "Salesforce REST API `v60.0` by default (param `api_version`)",
         measure: Measure::Duplicates,
         permissions: PERMS,
         calls: "SOQL `SELECT COUNT() FROM Lead WHERE Email != null` and `SELECT Email, COUNT(Id) dupes FROM Lead WHERE Email != null GROUP BY Email HAVING COUNT(Id) > 1`",
@@ -941,6 +950,7 @@ pub const KINDS: [KindDoc; 10] = [
     KindDoc {
         kind: "salesforce.email_validity",
         vendor: "salesforce",
+        api: "Salesforce REST API `v60.0` by default (param `api_version`)",
         measure: Measure::EmailValidity,
         permissions: PERMS,
         calls: "SOQL `SELECT Id, Email FROM Lead WHERE CreatedDate >= <window start> ORDER BY CreatedDate DESC`, paged through `nextRecordsUrl` up to `max_records`",

@@ -970,6 +970,7 @@ pub const KINDS: [KindDoc; 9] = [
     KindDoc {
         kind: "warehouse.required_properties",
         vendor: "warehouse",
+        api: "SQL (no vendor API)",
         measure: Measure::RequiredProperties,
         permissions: GRANT,
         calls: "`SELECT <column> FROM <table> WHERE 1 = 0` per required column (portable across the three databases)",
@@ -978,6 +979,7 @@ pub const KINDS: [KindDoc; 9] = [
     KindDoc {
         kind: "warehouse.pipeline_shape",
         vendor: "warehouse",
+        api: "SQL (no vendor API)",
         measure: Measure::PipelineShape,
         permissions: GRANT,
         calls: "`SELECT pipeline_id, label, display_order, probability, is_closed, is_won FROM crm_deal_stages`",
@@ -986,6 +988,7 @@ pub const KINDS: [KindDoc; 9] = [
     KindDoc {
         kind: "warehouse.source_attribution_coverage",
         vendor: "warehouse",
+        api: "SQL (no vendor API)",
         measure: Measure::SourceAttributionCoverage,
         permissions: GRANT,
         calls: "one `SELECT COUNT(*), COUNT(CASE WHEN <known source> THEN 1 END) FROM crm_contacts WHERE created_at >= <window start>`",
@@ -994,6 +997,7 @@ pub const KINDS: [KindDoc; 9] = [
     KindDoc {
         kind: "warehouse.lead_to_revenue_linkage",
         vendor: "warehouse",
+        api: "SQL (no vendor API)",
         measure: Measure::LeadToRevenueLinkage,
         permissions: GRANT,
         calls: "one `SELECT COUNT(*), COUNT(CASE WHEN <deal source known> OR <contact source known> THEN 1 END) FROM crm_deals d LEFT JOIN crm_contacts c ON c.id = d.contact_id WHERE d.is_won AND d.closed_at >= <window start>`",
@@ -1002,6 +1006,7 @@ pub const KINDS: [KindDoc; 9] = [
     KindDoc {
         kind: "warehouse.lead_conversion_rates",
         vendor: "warehouse",
+        api: "SQL (no vendor API)",
         measure: Measure::LeadConversionRates,
         permissions: GRANT,
         calls: "per step, `COUNT(DISTINCT contact_id)` of `crm_lifecycle_events` entering the stage in the window, and of those with an event for any later stage (an `EXISTS` subquery); the same for the last two weeks' cohorts",
@@ -1010,6 +1015,7 @@ pub const KINDS: [KindDoc; 9] = [
     KindDoc {
         kind: "warehouse.speed_to_lead",
         vendor: "warehouse",
+        api: "SQL (no vendor API)",
         measure: Measure::SpeedToLead,
         permissions: GRANT,
         calls: "contacts created in the window, newest first, up to `max_records`, with their first activity (`MIN(occurred_at)` of `crm_activities` at or after creation, or the `first_touch_at` column)",
@@ -1018,6 +1024,7 @@ pub const KINDS: [KindDoc; 9] = [
     KindDoc {
         kind: "warehouse.owner_assignment",
         vendor: "warehouse",
+        api: "SQL (no vendor API)",
         measure: Measure::OwnerAssignment,
         permissions: GRANT,
         calls: "one `SELECT COUNT(*), COUNT(CASE WHEN owner_id IS NULL OR … THEN 1 END) FROM crm_contacts WHERE created_at` between the window start and `grace_minutes` ago",
@@ -1026,6 +1033,7 @@ pub const KINDS: [KindDoc; 9] = [
     KindDoc {
         kind: "warehouse.duplicates",
         vendor: "warehouse",
+        api: "SQL (no vendor API)",
         measure: Measure::Duplicates,
         permissions: GRANT,
         calls: "one `SELECT COUNT(*), COUNT(DISTINCT LOWER(TRIM(email))) FROM crm_contacts WHERE email is not blank`",
@@ -1034,6 +1042,7 @@ pub const KINDS: [KindDoc; 9] = [
     KindDoc {
         kind: "warehouse.email_validity",
         vendor: "warehouse",
+        api: "SQL (no vendor API)",
         measure: Measure::EmailValidity,
         permissions: GRANT,
         calls: "`SELECT email FROM crm_contacts WHERE created_at >= <window start> ORDER BY created_at DESC LIMIT max_records`, validated by the checker",

@@ -1,5 +1,5 @@
-//! A local HubSpot: CRM v3 objects (list, search, batch read), properties, pipelines, v4
-//! association batch reads, private-app Bearer auth, the daily and burst rate-limit headers on
+//! A local HubSpot on the date-based `2026-09` API: CRM objects (list, search, batch read),
+//! properties, pipelines, association batch reads, the account's daily API usage, private-app Bearer auth, the daily and burst rate-limit headers on
 //! every reply, search limits (200 per page, 10,000 results per query), and injected faults.
 //! Response shapes follow HubSpot's published specs as generated into `hubspot-api-client`; the
 //! fidelity test parses them with that client.
@@ -18,6 +18,8 @@ use serde_json::{Value, json};
 use super::{Fault, Faults, Recorded, Server, fault_response, json_response, parse_query, serve};
 
 pub const TOKEN: &str = "pat-na1-test-token-0123456789";
+/// The date-based API version the local HubSpot serves (the client's default).
+pub const VERSION: &str = "2026-09";
 const TS: &str = "2024-01-01T00:00:00.000Z";
 
 /// One CRM object.
@@ -52,6 +54,9 @@ pub struct HubState {
     pub associations: HashMap<String, Vec<String>>,
     /// (daily max, remaining); decremented per request. `None`: no daily headers (OAuth apps).
     pub daily: Option<(u64, u64)>,
+    /// The account's daily usage as `GET /account-info/{v}/api-usage/daily/private-apps`
+    /// reports it: (usage limit, current usage).
+    pub usage: Option<(u64, u64)>,
     pub faults: Faults,
     pub log: Vec<Recorded>,
 }
@@ -310,9 +315,24 @@ fn route(
     body: &Value,
 ) -> Response<Body> {
     let s = state.lock().unwrap();
-    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let mut parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // The official Python client (hubspot-api-client 12.0.0, used by the fidelity test) still
+    // calls the legacy numeric paths, whose shapes are the same: serve them by the same routes.
+    match parts.as_slice() {
+        [
+            "crm",
+            "v3",
+            api @ ("objects" | "properties" | "pipelines"),
+            ..,
+        ]
+        | ["crm", "v4", api @ "associations", ..] => {
+            let api = *api;
+            parts.splice(1..3, [api, VERSION]);
+        }
+        _ => {}
+    }
     match (method.as_str(), parts.as_slice()) {
-        ("GET", ["crm", "v3", "objects", object]) => {
+        ("GET", ["crm", "objects", VERSION, object]) => {
             let Some(objs) = s.objects.get(*object) else {
                 return error(
                     400,
@@ -346,7 +366,7 @@ fn route(
             }
             json_response(200, &out)
         }
-        ("POST", ["crm", "v3", "objects", object, "search"]) => {
+        ("POST", ["crm", "objects", VERSION, object, "search"]) => {
             let Some(objs) = s.objects.get(*object) else {
                 return error(
                     400,
@@ -426,7 +446,7 @@ fn route(
             }
             json_response(200, &out)
         }
-        ("POST", ["crm", "v3", "objects", object, "batch", "read"]) => {
+        ("POST", ["crm", "objects", VERSION, object, "batch", "read"]) => {
             let objs = s.objects.get(*object).cloned().unwrap_or_default();
             let props: Vec<String> = body["properties"]
                 .as_array()
@@ -455,8 +475,8 @@ fn route(
             "POST",
             [
                 "crm",
-                "v4",
                 "associations",
+                VERSION,
                 "deals",
                 "contacts",
                 "batch",
@@ -490,7 +510,30 @@ fn route(
             }
             json_response(code, &out)
         }
-        ("GET", ["crm", "v3", "properties", object]) => match s.properties.get(*object) {
+        (
+            "GET",
+            [
+                "account-info",
+                VERSION,
+                "api-usage",
+                "daily",
+                "private-apps",
+            ],
+        ) => match s.usage {
+            Some((limit, current)) => json_response(
+                200,
+                &json!({ "results": [{
+                    "name": "private-apps-api-calls-daily", "usageLimit": limit, "currentUsage": current,
+                    "collectedAt": TS, "fetchStatus": "SUCCESS", "resetsAt": TS
+                }] }),
+            ),
+            None => error(
+                403,
+                "This oauth-token can't call this API.",
+                "MISSING_SCOPES",
+            ),
+        },
+        ("GET", ["crm", "properties", VERSION, object]) => match s.properties.get(*object) {
             Some(props) => json_response(200, &json!({ "results": props })),
             None => error(
                 404,
@@ -498,7 +541,7 @@ fn route(
                 "OBJECT_NOT_FOUND",
             ),
         },
-        ("GET", ["crm", "v3", "pipelines", object]) => match s.pipelines.get(*object) {
+        ("GET", ["crm", "pipelines", VERSION, object]) => match s.pipelines.get(*object) {
             Some(p) => json_response(200, &json!({ "results": p })),
             None => error(
                 404,

@@ -120,6 +120,9 @@ zone:
     name: "test"
     zonefile: "{zones}/test.zone"
 zone:
+    name: "broken.test"
+    zonefile: "{dir}/broken.test.zone-never-written"
+zone:
     name: "113.0.203.in-addr.arpa"
     zonefile: "{zones}/113.0.203.in-addr.arpa.zone"
 zone:

@@ -74,6 +74,7 @@ pub(crate) fn res(id: &str, status: ProbeStatus) -> ProbeResult {
         sample_size: None,
         window: None,
         evidence: Default::default(),
+        steps: Vec::new(),
     }
 }
 

@@ -1,23 +1,22 @@
-//! HubSpot CRM v3/v4 client: private-app token (Bearer), the daily budget read from
-//! `X-HubSpot-RateLimit-Daily`/`-Daily-Remaining` on every reply (calls stop when less than the
-//! reserve is left), search pacing (about five searches per second per account), search paging
-//! (`paging.next.after`, at most 200 per page and 10,000 results per query), list paging.
+//! The HubSpot client: credentials, pacing, the daily budget, search and list paging, property
+//! and pipeline definitions, association and batch reads, all on the date-based paths of
+//! [`crate::Paths`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use funnelgate_checker_sdk::vendor_http::bearer;
+use funnelgate_checker_sdk::pace::{BurstLimit, Pacer};
+use funnelgate_checker_sdk::vendor_http::{CallError, Reply, bearer, call, header_u64};
 use funnelgate_checker_sdk::{ProbeContext, ProbeError};
 use reqwest::header::{AUTHORIZATION, HeaderMap};
+use schemars::JsonSchema;
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
-use crate::evaluate::Budget;
-use crate::http::{CallError, Reply, call_retrying, header_u64, join, request_timeout};
-
-pub(crate) const VENDOR: &str = "hubspot";
+use crate::{Conn, Paths, VENDOR};
 /// Most results one search query can page through.
 pub const SEARCH_RESULT_CAP: u64 = 10_000;
 /// Largest search page.
@@ -32,15 +31,34 @@ pub const DAILY_HEADER: &str = "x-hubspot-ratelimit-daily";
 /// Calls left today.
 pub const DAILY_REMAINING_HEADER: &str = "x-hubspot-ratelimit-daily-remaining";
 
-/// Connection settings shared by every HubSpot kind.
-#[derive(Clone, Debug)]
-pub struct Conn {
-    /// API base URL.
-    pub base_url: String,
-    /// Percent of the daily budget never used.
-    pub daily_reserve_percent: f64,
-    /// Pause between searches, ms.
-    pub search_interval_ms: u64,
+/// Burst-window headers (every credential type).
+const BURST_REMAINING_HEADER: &str = "x-hubspot-ratelimit-remaining";
+const BURST_INTERVAL_HEADER: &str = "x-hubspot-ratelimit-interval-milliseconds";
+
+/// The kind of credential a probe's secret holds. All are sent as `Authorization: Bearer`; they
+/// differ in the rate-limit headers HubSpot returns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Credential {
+    /// A legacy private app's access token (`pat-…`): daily-limit headers on every reply.
+    #[default]
+    PrivateApp,
+    /// An account service key of a developer-platform project (the replacement of private
+    /// apps for system-to-system access): the limits of a privately distributed app, with the
+    /// daily-limit headers.
+    ServiceKey,
+    /// An OAuth access token of an app installed in the account: no daily-limit headers, so the
+    /// daily budget is read from the account's API-usage endpoint instead.
+    Oauth,
+}
+
+/// The account's daily API budget as last seen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DailyBudget {
+    /// Calls left today.
+    pub remaining: u64,
+    /// Calls allowed per day.
+    pub max: u64,
 }
 
 /// One object as HubSpot returns it.
@@ -161,20 +179,33 @@ struct AssocResult {
     to: Vec<AssocTo>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Usage {
+    name: String,
+    usage_limit: u64,
+    current_usage: u64,
+}
+
 #[derive(Default)]
 struct State {
     last_search: Option<Instant>,
-    budget: Option<Budget>,
+    budget: Option<DailyBudget>,
+    /// The usage endpoint was asked once this run (OAuth).
+    usage_read: bool,
 }
 
 /// A HubSpot client for one probe run.
 pub struct HubSpot {
     http: reqwest::Client,
     base: String,
+    paths: Paths,
+    credential: crate::Credential,
     token: SecretString,
     timeout: Duration,
     reserve_percent: f64,
     search_interval: Duration,
+    pacer: Pacer,
     state: Mutex<State>,
 }
 
@@ -184,30 +215,86 @@ impl HubSpot {
         Ok(HubSpot {
             http: ctx.http.clone(),
             base: conn.base_url.clone(),
+            paths: Paths::new(conn.api_version.clone()),
+            credential: conn.credential,
             token: ctx.secret()?,
-            timeout: request_timeout(ctx.timeout()),
+            timeout: ctx.timeout().max(Duration::from_millis(50)),
             reserve_percent: conn.daily_reserve_percent,
             search_interval: Duration::from_millis(conn.search_interval_ms),
+            pacer: Pacer::new(
+                BurstLimit {
+                    requests: conn.burst_per_10s,
+                    window: Duration::from_secs(10),
+                },
+                0.5,
+            ),
             state: Mutex::new(State::default()),
         })
     }
 
+    /// The paths in the configured API version.
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
     /// The daily budget as last reported.
-    pub fn budget(&self) -> Option<Budget> {
+    pub fn budget(&self) -> Option<DailyBudget> {
         self.state.lock().ok().and_then(|s| s.budget.clone())
     }
 
-    fn record_budget(&self, headers: &HeaderMap) {
+    fn record_headers(&self, headers: &HeaderMap) {
         if let (Some(max), Some(remaining)) = (
             header_u64(headers, DAILY_HEADER),
             header_u64(headers, DAILY_REMAINING_HEADER),
         ) && let Ok(mut s) = self.state.lock()
         {
-            s.budget = Some(Budget {
-                remaining,
-                max,
-                label: "daily API request".to_string(),
-            });
+            s.budget = Some(DailyBudget { remaining, max });
+        }
+        if let Some(remaining) = header_u64(headers, BURST_REMAINING_HEADER) {
+            let interval = header_u64(headers, BURST_INTERVAL_HEADER).unwrap_or(10_000);
+            self.pacer
+                .observe(remaining, Duration::from_millis(interval));
+        }
+    }
+
+    /// OAuth apps get no daily headers: read the account's daily usage once per run, so the
+    /// reserve still protects the team's own integrations. A usage endpoint that cannot be read
+    /// leaves the budget unknown (the auth kind says so) rather than failing the probe.
+    pub async fn read_daily_usage(&self) -> Option<DailyBudget> {
+        {
+            let mut s = self.state.lock().ok()?;
+            if s.usage_read {
+                return s.budget.clone();
+            }
+            s.usage_read = true;
+        }
+        let path = self.paths.daily_usage();
+        let r: Result<Reply<Results<Usage>>, CallError> = self
+            .send_unchecked(&format!("GET {path}"), "oauth", || {
+                self.http.get(join(&self.base, &path))
+            })
+            .await;
+        match r {
+            Ok(r) => {
+                let u = r
+                    .body
+                    .results
+                    .iter()
+                    .find(|u| u.name.contains("daily"))
+                    .or(r.body.results.first())?;
+                let b = DailyBudget {
+                    remaining: u.usage_limit.saturating_sub(u.current_usage),
+                    max: u.usage_limit,
+                };
+                if let Ok(mut s) = self.state.lock() {
+                    s.budget = Some(b.clone());
+                }
+                Some(b)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e.error, "hubspot: daily api usage unavailable");
+                None
+            }
         }
     }
 
@@ -220,6 +307,12 @@ impl HubSpot {
             return Ok(());
         }
         let left = b.remaining as f64 * 100.0 / b.max as f64;
+        if b.remaining == 0 {
+            return Err(ProbeError::permanent(format!(
+                "hubspot: {what}: {}",
+                funnelgate_checker_sdk::vendor_http::QUOTA_EXHAUSTED
+            )));
+        }
         if left < self.reserve_percent {
             return Err(ProbeError::permanent(format!(
                 "hubspot: {what}: daily budget nearly exhausted: {} of {} calls left, under the {}% reserve kept for \
@@ -254,9 +347,22 @@ impl HubSpot {
         scope: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Reply<T>, CallError> {
+        if self.credential == crate::Credential::Oauth {
+            self.read_daily_usage().await;
+        }
         self.check_reserve(what)?;
+        self.send_unchecked(what, scope, build).await
+    }
+
+    /// One paced call with the one retry policy, recording the rate-limit headers.
+    async fn send_unchecked<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        scope: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Reply<T>, CallError> {
         let auth = bearer(&self.token)?;
-        let result = call_retrying(
+        let result = call(
             VENDOR,
             what,
             || {
@@ -265,10 +371,16 @@ impl HubSpot {
                     .timeout(self.timeout))
             },
             Some(scope),
-        )
-        .await;
-        if let Ok(r) = &result {
-            self.record_budget(&r.headers);
+        );
+        self.pacer.wait().await;
+        let result = result.await;
+        match &result {
+            Ok(r) => self.record_headers(&r.headers),
+            Err(e) if e.status == Some(429) => {
+                // A 429 spends the window: leave it alone for a moment.
+                self.pacer.observe(0, Duration::from_secs(1));
+            }
+            Err(_) => {}
         }
         result
     }
@@ -299,17 +411,58 @@ impl HubSpot {
             .await
     }
 
+    /// `DELETE path` (HubSpot answers 204 No Content): the reply body is not read. Used by the
+    /// canary lead's cleanup.
+    pub async fn delete(&self, path: &str, scope: &str) -> Result<(), CallError> {
+        self.check_reserve(&format!("DELETE {path}"))?;
+        let what = format!("DELETE {path}");
+        let auth = bearer(&self.token)?;
+        self.pacer.wait().await;
+        let resp = self
+            .http
+            .delete(join(&self.base, path))
+            .header(AUTHORIZATION, auth)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| funnelgate_checker_sdk::vendor_http::transport_error(VENDOR, &what, &e))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        if (200..300).contains(&status) {
+            self.record_headers(&headers);
+            return Ok(());
+        }
+        let body = resp.text().await.unwrap_or_default();
+        let body: String = body.chars().take(8192).collect();
+        Err(CallError {
+            status: Some(status),
+            error: {
+                let mut e = funnelgate_checker_sdk::vendor_http::status_error(
+                    VENDOR, &what, status, &headers, &body,
+                );
+                if status == 403 {
+                    e.message
+                        .push_str(&format!("; this call needs scope `{scope}`"));
+                }
+                e
+            },
+            quota_exhausted: funnelgate_checker_sdk::vendor_http::quota_exhausted(
+                status, &headers, &body,
+            ),
+            body,
+        })
+    }
+
     /// Cheapest authenticated call (C1): one contact, keeping the reply headers.
     pub async fn ping(&self) -> Result<HeaderMap, CallError> {
+        // Not held back by the reserve: judging the budget is this call's purpose.
+        let path = self.paths.objects("contacts");
+        let url = join(&self.base, &path);
+        let q = [("limit", "1"), ("archived", "false")];
         let r: Reply<Value> = self
-            .get(
-                "/crm/v3/objects/contacts",
-                &[
-                    ("limit", "1".to_string()),
-                    ("archived", "false".to_string()),
-                ],
-                scope_objects("contacts"),
-            )
+            .send_unchecked(&format!("GET {path}"), scope_objects("contacts"), || {
+                self.http.get(&url).query(&q)
+            })
             .await?;
         Ok(r.headers)
     }
@@ -322,7 +475,7 @@ impl HubSpot {
     ) -> Result<u64, CallError> {
         self.pace_search().await;
         let body = json!({ "filterGroups": filter_groups(groups), "properties": ["hs_object_id"], "limit": 1 });
-        let path = format!("/crm/v3/objects/{object}/search");
+        let path = self.paths.search(object);
         let r: Reply<SearchPage> = self.post(&path, &body, scope_objects(object)).await?;
         Ok(r.body.total)
     }
@@ -339,7 +492,7 @@ impl HubSpot {
     ) -> Result<(Vec<Record>, bool), CallError> {
         let cap = cap.min(SEARCH_RESULT_CAP);
         let filter_groups = filter_groups(groups);
-        let path = format!("/crm/v3/objects/{object}/search");
+        let path = self.paths.search(object);
         let mut out: Vec<Record> = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -374,7 +527,7 @@ impl HubSpot {
         properties: &[&str],
         cap: u64,
     ) -> Result<(Vec<Record>, bool), CallError> {
-        let path = format!("/crm/v3/objects/{object}");
+        let path = self.paths.objects(object);
         let mut out: Vec<Record> = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -400,7 +553,7 @@ impl HubSpot {
 
     /// Property definitions of an object type.
     pub async fn properties(&self, object: &str) -> Result<Vec<Property>, CallError> {
-        let path = format!("/crm/v3/properties/{object}");
+        let path = self.paths.properties(object);
         let r: Reply<Results<Property>> = self
             .get(
                 &path,
@@ -413,7 +566,7 @@ impl HubSpot {
 
     /// Pipelines of an object type with their stages.
     pub async fn pipelines(&self, object: &str) -> Result<Vec<Pipeline>, CallError> {
-        let path = format!("/crm/v3/pipelines/{object}");
+        let path = self.paths.pipelines(object);
         let r: Reply<Results<Pipeline>> = self.get(&path, &[], scope_objects(object)).await?;
         Ok(r.body.results)
     }
@@ -425,7 +578,7 @@ impl HubSpot {
         to: &str,
         ids: &[String],
     ) -> Result<HashMap<String, Vec<String>>, CallError> {
-        let path = format!("/crm/v4/associations/{from}/{to}/batch/read");
+        let path = self.paths.associations_batch_read(from, to);
         let mut out: HashMap<String, Vec<String>> = HashMap::new();
         for chunk in ids.chunks(BATCH) {
             let inputs: Vec<Value> = chunk.iter().map(|id| json!({ "id": id })).collect();
@@ -455,7 +608,7 @@ impl HubSpot {
         ids: &[String],
         properties: &[&str],
     ) -> Result<Vec<Record>, CallError> {
-        let path = format!("/crm/v3/objects/{object}/batch/read");
+        let path = self.paths.batch_read(object);
         let mut out = Vec::new();
         for chunk in ids.chunks(BATCH) {
             let inputs: Vec<Value> = chunk.iter().map(|id| json!({ "id": id })).collect();
@@ -509,4 +662,13 @@ pub fn filter(property: &str, operator: &str, value: impl Into<Option<String>>) 
 /// A filter with a list of values (`IN`, `NOT_IN`).
 pub fn filter_values(property: &str, operator: &str, values: &[String]) -> Value {
     json!({ "propertyName": property, "operator": operator, "values": values })
+}
+
+/// Join a base URL and a path without doubling or losing the slash.
+fn join(base: &str, path: &str) -> String {
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
 }
