@@ -8,6 +8,7 @@
 mod cli;
 mod cluster;
 mod gate_semantics;
+mod ha;
 mod python;
 mod quickstart;
 mod robustness;

@@ -9,6 +9,7 @@ mod config_cmd;
 mod exit;
 mod gate;
 mod hint;
+mod ledger;
 mod plugins;
 mod probe_cmd;
 mod quickstart;
@@ -79,6 +80,11 @@ enum Command {
         #[command(subcommand)]
         cmd: probe_cmd::ProbeCmd,
     },
+    /// Verify the decision ledger straight from the database (no coordinator needed).
+    Ledger {
+        #[command(subcommand)]
+        cmd: ledger::LedgerCmd,
+    },
     /// Set up the offline quickstart (a broken marketing warehouse in SQLite) and fix it.
     Quickstart {
         #[command(subcommand)]
@@ -105,6 +111,7 @@ async fn run(cmd: Command) -> exit::CmdResult {
         Command::Config { cmd } => config_cmd::run(cmd).await,
         Command::Probe { cmd } => probe_cmd::run(cmd).await,
         Command::Quickstart { cmd } => quickstart::run(cmd).await,
+        Command::Ledger { cmd } => ledger::run(cmd).await,
     }
 }
 

@@ -198,6 +198,7 @@ pub async fn open_store(config: &Config) -> Result<SqlStore, StoreError> {
     let options = store::StoreOptions {
         sqlite_synchronous_full: config.coordinator.sqlite_synchronous == SqliteSynchronous::Full,
         application_name: format!("funnelgate-{}", node_name(config)),
+        postgres_idle_in_transaction: Some(config.coordinator.lease.get() / 2),
     };
     SqlStore::open_with(&location, &options).await
 }

@@ -12,6 +12,7 @@ CREATE TABLE ledger (
     prev_hash   TEXT   NOT NULL,
     hash        TEXT   NOT NULL,
     hash_scheme BIGINT NOT NULL DEFAULT 2 CHECK (hash_scheme IN (1, 2)),
+    term        BIGINT NOT NULL DEFAULT 0,  -- leadership term of the writer (audit; not hashed)
     PRIMARY KEY (funnel, seq)
 );
 

@@ -56,6 +56,10 @@ pub struct StoreOptions {
     pub sqlite_synchronous_full: bool,
     /// PostgreSQL `application_name` of the store's connections.
     pub application_name: String,
+    /// PostgreSQL `idle_in_transaction_session_timeout` of the store's connections: a writer
+    /// paused inside a transaction (it holds the leadership row) is cut off after this long, so
+    /// a new leader is never blocked by it.
+    pub postgres_idle_in_transaction: Option<Duration>,
 }
 
 impl Default for StoreOptions {
@@ -63,6 +67,7 @@ impl Default for StoreOptions {
         StoreOptions {
             sqlite_synchronous_full: false,
             application_name: "funnelgate".into(),
+            postgres_idle_in_transaction: None,
         }
     }
 }
@@ -281,6 +286,17 @@ impl SqlStore {
         let pool_options = if backend == Backend::Sqlite {
             pool_options.after_connect(move |conn, _| {
                 Box::pin(async move { prepare_sqlite(conn, full).await })
+            })
+        } else if let Some(limit) = options.postgres_idle_in_transaction {
+            let ms = limit.as_millis().max(1);
+            pool_options.after_connect(move |conn, _| {
+                Box::pin(async move {
+                    conn.execute(sqlx::AssertSqlSafe(format!(
+                        "SET idle_in_transaction_session_timeout = {ms}"
+                    )))
+                    .await
+                    .map(|_| ())
+                })
             })
         } else {
             pool_options
@@ -583,22 +599,35 @@ impl Store for SqlStore {
         )
         .map_err(|e| self.corrupt(what(), e))?;
         let payload_text = jcs(&entry.payload).map_err(|e| self.corrupt(what(), e))?;
-        sqlx::query(
-            "INSERT INTO ledger (funnel, seq, kind, recorded_at, config_hash, payload, prev_hash, hash_scheme, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(entry.funnel.clone())
-        .bind(i64::try_from(seq).unwrap_or(i64::MAX))
-        .bind(entry.kind.as_str())
-        .bind(entry.recorded_at.as_millis())
-        .bind(entry.config_hash.clone())
-        .bind(payload_text)
-        .bind(prev_hash.clone())
-        .bind(HashScheme::CURRENT.version())
-        .bind(hash.clone())
-        .execute(&mut *tx)
-        .await
-        .map_err(self.query_err("append ledger entry"))?;
+        // PostgreSQL also records the writer's term (audit: terms never decrease along a chain).
+        let insert = match self.backend {
+            Backend::Sqlite => {
+                "INSERT INTO ledger (funnel, seq, kind, recorded_at, config_hash, payload, prev_hash, hash_scheme, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            }
+            Backend::Postgres => {
+                "INSERT INTO ledger (funnel, seq, kind, recorded_at, config_hash, payload, prev_hash, hash_scheme, hash, term) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            }
+        };
+        let query = sqlx::query(insert)
+            .bind(entry.funnel.clone())
+            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+            .bind(entry.kind.as_str())
+            .bind(entry.recorded_at.as_millis())
+            .bind(entry.config_hash.clone())
+            .bind(payload_text)
+            .bind(prev_hash.clone())
+            .bind(HashScheme::CURRENT.version())
+            .bind(hash.clone());
+        let query = match self.backend {
+            Backend::Sqlite => query,
+            Backend::Postgres => query.bind(self.fence.term().unwrap_or(0)),
+        };
+        query
+            .execute(&mut *tx)
+            .await
+            .map_err(self.query_err("append ledger entry"))?;
         if let Some(snapshot) = snapshot {
             self.write_state(&mut tx, snapshot).await?;
         }
