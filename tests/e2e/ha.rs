@@ -634,10 +634,19 @@ struct PrivatePg {
     port: u16,
     /// `runuser` running the server (exits with it).
     server: Mutex<Option<std::process::Child>>,
+    /// Extra `-c name=value` server settings.
+    settings: Vec<String>,
 }
 
 impl PrivatePg {
     async fn init() -> PrivatePg {
+        let pg = PrivatePg::initdb();
+        pg.start().await;
+        pg
+    }
+
+    /// `initdb` only; not started.
+    fn initdb() -> PrivatePg {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL server binaries in /usr/lib/postgresql")
             .filter_map(|e| e.ok())
@@ -663,14 +672,108 @@ impl PrivatePg {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let pg = PrivatePg {
+        PrivatePg {
             dir,
             bin,
             port: funnelgate_e2e::free_port(),
             server: Mutex::new(None),
+            settings: Vec::new(),
+        }
+    }
+
+    /// A private server that speaks only TLS: a throwaway CA (`ca.pem` in the returned dir) signs
+    /// a server certificate for `127.0.0.1` / `localhost`; `pg_hba.conf` has only `hostssl`
+    /// lines, so plaintext connections are refused.
+    async fn init_tls() -> (PrivatePg, std::path::PathBuf) {
+        let mut pg = PrivatePg::initdb();
+        let tls = pg.dir.path().join("tls");
+        std::fs::create_dir(&tls).unwrap();
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(&tls)
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for (prefix, cn) in [("ca", "funnelgate-test-ca"), ("other-ca", "unrelated-ca")] {
+            let (key, pem, subj) = (
+                format!("{prefix}.key"),
+                format!("{prefix}.pem"),
+                format!("/CN={cn}"),
+            );
+            let mut args = vec!["req", "-x509"];
+            args.extend(ec);
+            args.extend(["-keyout", &key, "-out", &pem, "-days", "2", "-subj", &subj]);
+            openssl(&args);
+        }
+        let mut args = vec!["req"];
+        args.extend(ec);
+        args.extend([
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        openssl(&args);
+        std::fs::write(
+            tls.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\n\
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        // PostgreSQL refuses a key that others can read: the server's user owns it, mode 0600.
+        let key = tls.join("server.key");
+        let owned = std::process::Command::new("chown")
+            .args(["postgres:postgres", &key.display().to_string()])
+            .status()
+            .unwrap();
+        assert!(owned.success());
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // Only TLS over TCP (plus the local socket the harness never uses for the store).
+        std::fs::write(
+            pg.dir.path().join("data/pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        )
+        .unwrap();
+        pg.settings = vec![
+            "ssl=on".into(),
+            format!("ssl_cert_file={}", tls.join("server.crt").display()),
+            format!("ssl_key_file={}", key.display()),
+        ];
         pg.start().await;
-        pg
+        (pg, tls)
     }
 
     fn url(&self, db: &str) -> String {
@@ -689,6 +792,7 @@ impl PrivatePg {
             .args(["-p", &self.port.to_string(), "-k"])
             .arg(self.dir.path())
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .args(self.settings.iter().flat_map(|s| ["-c", s]))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -751,6 +855,104 @@ impl Drop for PrivatePg {
             let _ = child.wait();
         }
     }
+}
+
+/// The store over TLS (issue 14: managed PostgreSQL requires it). A private server accepting
+/// only `hostssl`: a coordinator whose URL says `sslmode=verify-full&sslrootcert=CA` becomes
+/// leader and writes a ledger that verifies; `sslmode=disable` is refused by the server, and
+/// `verify-full` against the wrong root CA fails on the certificate.
+#[tokio::test(flavor = "multi_thread")]
+async fn store_connects_over_verified_tls_and_refuses_plaintext_or_an_unknown_ca() {
+    funnelgate_e2e::install_crypto();
+    let (pg, tls) = PrivatePg::init_tls().await;
+    let base = format!("postgres://postgres@127.0.0.1:{}", pg.port);
+    let ca = tls.join("ca.pem").display().to_string();
+    psql(
+        &format!("{base}/postgres?sslmode=verify-full&sslrootcert={ca}"),
+        "CREATE DATABASE fg",
+    );
+    let url = format!("{base}/fg?sslmode=verify-full&sslrootcert={ca}");
+
+    // (a) Verified TLS: leader, an acknowledged write, the chain verifies through the CLI.
+    let (c, cfg) = fixed_quickstart().await;
+    let mut replicas = start_replicas(&c, &cfg, &url, 1).await;
+    let http = reqwest::Client::new();
+    wait_leader(&http, &replicas, &[0], 0, Duration::from_secs(20)).await;
+    let ack = gate_client(&replicas[0].grpc)
+        .await
+        .unwrap()
+        .set_override(override_req(pb::GateState::Closed, "over-tls"))
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap()
+        .sequence;
+    let rows = checked_ledger(&url).await;
+    assert!(
+        rows.iter()
+            .any(|(seq, _, kind)| *seq == ack && kind == "override"),
+        "the acknowledged override is in the ledger: {rows:?}"
+    );
+    // The server says the coordinator's sessions (store pool and election lock) are encrypted.
+    let sessions = psql(
+        &url,
+        "SELECT a.application_name || ' ' || s.ssl FROM pg_stat_ssl s \
+         JOIN pg_stat_activity a USING (pid) \
+         WHERE a.application_name LIKE 'funnelgate-%' ORDER BY 1",
+    );
+    assert!(
+        sessions.lines().any(|l| l == "funnelgate-r0 true")
+            && sessions.lines().any(|l| l == "funnelgate-r0-lock true")
+            && sessions.lines().all(|l| l.ends_with(" true")),
+        "every coordinator session is encrypted: {sessions}"
+    );
+    replicas[0].proc.terminate().unwrap();
+    replicas[0]
+        .proc
+        .wait_exit(Duration::from_secs(15))
+        .await
+        .unwrap();
+
+    // (b) Plaintext is refused by the server (hostssl only).
+    let disabled = cli(
+        &[
+            "ledger",
+            "verify",
+            "--storage",
+            &format!("{base}/fg?sslmode=disable"),
+        ],
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_ne!(disabled.code, 0, "{disabled:?}");
+    assert!(
+        disabled.stderr.contains("no pg_hba.conf entry")
+            && disabled.stderr.contains("no encryption"),
+        "plaintext refusal is named: {disabled:?}"
+    );
+    // ... and a server certificate from another CA is rejected.
+    let other = tls.join("other-ca.pem").display().to_string();
+    let wrong = cli(
+        &[
+            "ledger",
+            "verify",
+            "--storage",
+            &format!("{base}/fg?sslmode=verify-full&sslrootcert={other}"),
+        ],
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_ne!(wrong.code, 0, "{wrong:?}");
+    assert!(
+        wrong
+            .stderr
+            .contains("invalid peer certificate: UnknownIssuer"),
+        "the certificate failure is named: {wrong:?}"
+    );
+    drop(c);
 }
 
 /// Two coordinators on a private PostgreSQL: kill -9 the leader while it evaluates, then restart
