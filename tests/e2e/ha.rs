@@ -299,7 +299,8 @@ async fn start_replicas_with(
     replicas
 }
 
-/// Checkers and the fixed quickstart warehouse; the config text with placeholder addresses.
+/// Checkers and the fixed quickstart warehouse; the config text with its addresses as template
+/// variables.
 async fn fixed_quickstart() -> (Cluster, String) {
     let c = Cluster::checkers(tempfile::tempdir().unwrap())
         .await

@@ -407,11 +407,15 @@ async fn redirects() {
 async fn retry_after_and_transient_statuses() {
     let (addr, counters) = serve().await;
     // 429 with Retry-After: 1, then 200: the runner waits and retries.
-    let r = run(
-        http("limited", json!({"url": format!("http://{addr}/limited"), "measure": "json_pointer", "json_pointer": "/n"})),
-        secrets(&[]),
-    )
-    .await;
+    let mut limited = http(
+        "limited",
+        json!({"url": format!("http://{addr}/limited"), "measure": "json_pointer", "json_pointer": "/n"}),
+    );
+    limited.thresholds = Thresholds {
+        fail_below: Some(1.0),
+        ..Default::default()
+    };
+    let r = run(limited, secrets(&[])).await;
     assert_eq!(
         (r.status, r.value),
         (ProbeStatus::Pass, Some(7.0)),

@@ -174,11 +174,12 @@ async fn prometheus_probe_against_a_real_prometheus() {
         "{}",
         r.message
     );
-    let r = run(
-        prom("zero", base, "sum(funnelgate_no_such_metric) or vector(0)"),
-        secrets(&[]),
-    )
-    .await;
+    let mut zero = prom("zero", base, "sum(funnelgate_no_such_metric) or vector(0)");
+    zero.thresholds = funnelgate_core::Thresholds {
+        fail_above: Some(0.0),
+        ..Default::default()
+    };
+    let r = run(zero, secrets(&[])).await;
     assert_eq!(
         (r.status, r.value),
         (ProbeStatus::Pass, Some(0.0)),

@@ -40,12 +40,19 @@ impl Probe for SleepProbe {
 
 fn registry() -> ProbeRegistry {
     let mut r = generic_registry();
-    r.register(TypedFactory::<SleepParams, _>::new(
-        "test.sleep",
-        "sleeps, then measures 1",
-        "count",
-        |p| Ok(Arc::new(SleepProbe(p.seconds)) as Arc<dyn Probe>),
-    ));
+    r.register(
+        TypedFactory::<SleepParams, _>::new(
+            "test.sleep",
+            "sleeps, then measures 1",
+            "count",
+            |p| Ok(Arc::new(SleepProbe(p.seconds)) as Arc<dyn Probe>),
+        )
+        // Waking up is the expectation: 1 passes, anything below fails.
+        .default_thresholds(funnelgate_core::Thresholds {
+            fail_below: Some(1.0),
+            ..Default::default()
+        }),
+    );
     r
 }
 

@@ -171,7 +171,13 @@ async fn known_answers(url_params: serde_json::Value, table: &str, win_rate_sql:
         ("SELECT 1 = 0".to_string(), 0.0),
         ("SELECT -0.0001".to_string(), -0.0001),
     ] {
-        let r = run(sql("q", with(q.clone())), secrets(&[])).await;
+        // Thresholds every value here passes: the loop checks decoding, not judging.
+        let mut s = sql("q", with(q.clone()));
+        s.thresholds = funnelgate_core::Thresholds {
+            fail_below: Some(-1.0),
+            ..Default::default()
+        };
+        let r = run(s, secrets(&[])).await;
         assert_eq!(r.value, Some(want), "{q}: {}", r.message);
         assert_eq!(r.status, ProbeStatus::Pass, "{q}: {}", r.message);
     }

@@ -509,8 +509,11 @@ impl HubSpot {
             self.pace_search().await;
             let r: Reply<SearchPage> = self.post(&path, &body, scope_objects(object)).await?;
             let total = r.body.total;
+            let got = r.body.results.len();
             out.extend(r.body.results);
-            after = r.body.paging.and_then(|p| p.next).map(|n| n.after);
+            let next = r.body.paging.and_then(|p| p.next).map(|n| n.after);
+            stalled_paging(&path, got, after.as_deref(), next.as_deref())?;
+            after = next;
             if out.len() as u64 >= cap {
                 return Ok((out, total > cap || after.is_some()));
             }
@@ -541,8 +544,11 @@ impl HubSpot {
                 q.push(("after", a.clone()));
             }
             let r: Reply<ListPage> = self.get(&path, &q, scope_objects(object)).await?;
+            let got = r.body.results.len();
             out.extend(r.body.results);
-            after = r.body.paging.and_then(|p| p.next).map(|n| n.after);
+            let next = r.body.paging.and_then(|p| p.next).map(|n| n.after);
+            stalled_paging(&path, got, after.as_deref(), next.as_deref())?;
+            after = next;
             match &after {
                 None => return Ok((out, false)),
                 Some(_) if out.len() as u64 >= cap => return Ok((out, true)),
@@ -671,4 +677,45 @@ fn join(base: &str, path: &str) -> String {
         base.trim_end_matches('/'),
         path.trim_start_matches('/')
     )
+}
+
+/// A cursor that promises more but brought nothing, or does not move, would page forever: it is
+/// an error naming the endpoint (HubSpot's paging was cut short), never an endless loop.
+fn stalled_paging(
+    path: &str,
+    got: usize,
+    previous: Option<&str>,
+    next: Option<&str>,
+) -> Result<(), CallError> {
+    let Some(next) = next else { return Ok(()) };
+    let reason = if got == 0 {
+        "an empty page still carried a next cursor"
+    } else if previous == Some(next) {
+        "the next cursor did not move"
+    } else {
+        return Ok(());
+    };
+    Err(CallError::from(ProbeError::permanent(format!(
+        "hubspot paging of {path} cannot go on: {reason} (after = {next:?})"
+    ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stalled_paging;
+
+    #[test]
+    fn paging_that_cannot_progress_is_an_error_not_a_loop() {
+        let path = "/crm/objects/2026-09/contacts/search";
+        assert!(stalled_paging(path, 100, None, Some("100")).is_ok());
+        assert!(stalled_paging(path, 100, Some("100"), Some("200")).is_ok());
+        assert!(stalled_paging(path, 0, Some("100"), None).is_ok());
+        let empty = stalled_paging(path, 0, Some("100"), Some("200")).unwrap_err();
+        assert!(empty.error.to_string().contains("empty page"), "{empty:?}");
+        let stuck = stalled_paging(path, 10, Some("100"), Some("100")).unwrap_err();
+        assert!(
+            stuck.error.to_string().contains("did not move"),
+            "{stuck:?}"
+        );
+    }
 }

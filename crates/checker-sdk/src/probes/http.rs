@@ -388,9 +388,13 @@ impl Probe for HttpProbe {
             self.params.measure,
             HttpMeasure::Ok | HttpMeasure::BodyContains
         ) && ctx.spec.thresholds.is_empty()
-            && m.value == Some(0.0)
         {
-            m.verdict = Some(ProbeStatus::Fail);
+            // A yes/no check judges itself when no thresholds are set: it expects yes.
+            m.verdict = Some(if m.value == Some(0.0) {
+                ProbeStatus::Fail
+            } else {
+                ProbeStatus::Pass
+            });
         }
         Ok(m.with_evidence("status", status.to_string())
             .with_evidence("url", final_url)
