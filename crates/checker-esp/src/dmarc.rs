@@ -208,7 +208,9 @@ pub struct ParsedRecord {
 /// (exact case), then `;` or the end (RFC 9989 §4.8).
 pub fn is_dmarc_record(text: &str) -> bool {
     version_len(text).is_some_and(|n| {
-        let rest = text[n..].trim_start_matches([' ', '\t']);
+        // The same separators the grammar skips (whitespace, including line breaks some DNS
+        // tools leave in a record), so a record that parses is always recognised as DMARC.
+        let rest = text[n..].trim_start_matches(|c: char| c.is_ascii_whitespace());
         rest.is_empty() || rest.starts_with(';')
     })
 }

@@ -149,7 +149,14 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationParseError> {
     let d = span
         .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
         .map_err(|e| err(e.to_string()))?;
-    Duration::try_from(d).map_err(|e| err(e.to_string()))
+    let d = Duration::try_from(d).map_err(|e| err(e.to_string()))?;
+    // Durations are kept and shown in whole milliseconds: a finer one would silently change.
+    if d.subsec_nanos() % 1_000_000 != 0 {
+        return Err(err(
+            "finer than a millisecond: durations are whole milliseconds or coarser".into(),
+        ));
+    }
+    Ok(d)
 }
 
 /// Format a duration the way [`parse_duration`] reads it ("1h30m", "2d3h", "45s", "250ms",
@@ -236,6 +243,20 @@ mod tests {
             "2000-02-29T00:00:00.250Z"
         );
         assert_eq!(Timestamp(-1_000).to_string(), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn sub_millisecond_durations_are_refused_not_truncated() {
+        // Found by the `durations` fuzz target: "1us" read as 1µs but was stored as "0s".
+        for input in ["1us", "1µs", "1500us", "1ns", "1ms 1ns"] {
+            let e = parse_duration(input).unwrap_err();
+            assert!(
+                e.reason.contains("finer than a millisecond"),
+                "{input}: {e:?}"
+            );
+        }
+        assert_eq!(parse_duration("1000us").unwrap(), Duration::from_millis(1));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
     }
 
     #[test]
