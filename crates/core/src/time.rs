@@ -121,6 +121,9 @@ pub struct DurationParseError {
     pub reason: String,
 }
 
+/// The longest duration [`parse_duration`] accepts: 100 years of 365 days.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 /// Parse a duration the way people write it in config: "500ms", "30s", "15m", "1h30m",
 /// "1h 30m", "7d", "2 days", "2w", "90 minutes" (jiff's friendly format; ISO 8601 `PT15M` too).
 /// Units are required (a bare number is rejected); days and weeks are 24 hours and 7 days;
@@ -150,6 +153,11 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationParseError> {
         .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
         .map_err(|e| err(e.to_string()))?;
     let d = Duration::try_from(d).map_err(|e| err(e.to_string()))?;
+    // No setting needs more than a century; far longer spans would not print back in a form
+    // that reads again (found by the `durations` fuzz target).
+    if d > MAX_DURATION {
+        return Err(err("longer than 100 years".into()));
+    }
     // Durations are kept and shown in whole milliseconds: a finer one would silently change.
     if d.subsec_nanos() % 1_000_000 != 0 {
         return Err(err(
@@ -257,6 +265,16 @@ mod tests {
         }
         assert_eq!(parse_duration("1000us").unwrap(), Duration::from_millis(1));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn durations_longer_than_a_century_are_refused() {
+        // Found by the `durations` fuzz target: it formatted to text that did not read back.
+        let e = parse_duration("808404233.99989h").unwrap_err();
+        assert!(e.reason.contains("100 years"), "{e:?}");
+        assert_eq!(parse_duration("36500d").unwrap(), MAX_DURATION);
+        let shown = format_duration(MAX_DURATION);
+        assert_eq!(parse_duration(&shown).unwrap(), MAX_DURATION);
     }
 
     #[test]
