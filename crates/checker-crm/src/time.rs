@@ -116,6 +116,10 @@ fn split_offset(s: &str) -> Option<(&str, i64)> {
     let (civil, off) = s.split_at(at);
     let sign = if off.starts_with('-') { -1 } else { 1 };
     let digits = &off[1..];
+    // Byte slicing below is only sound on ASCII (found by the `durations` fuzz target).
+    if !digits.is_ascii() {
+        return None;
+    }
     let (h, m) = match (digits.len(), digits.as_bytes().get(2)) {
         (2, _) => (digits, "0"),
         (4, _) => (&digits[..2], &digits[2..]),
@@ -136,6 +140,13 @@ fn split_offset(s: &str) -> Option<(&str, i64)> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_non_ascii_offset_is_not_a_timestamp_and_never_panics() {
+        // Found by the `durations` fuzz target: a 4-byte "offset" holding a multi-byte character.
+        assert!(Utc::parse("2u!4-0.-41T12:0:0>0\0s852u!4-\u{f}\u{3a5}").is_none());
+        assert!(Utc::parse("2024-05-01T12:00:00+0\u{e9}0").is_none());
+    }
 
     #[test]
     fn formats_and_parses_vendor_instants() {
