@@ -53,7 +53,7 @@ pub trait Validate {
 /// what a run would.
 pub struct CrmFactory<P, R> {
     doc: KindDoc,
-    make: fn(P) -> R,
+    make: Box<dyn Fn(P) -> R + Send + Sync>,
 }
 
 impl<P, R> CrmFactory<P, R>
@@ -131,10 +131,16 @@ where
 }
 
 /// Register one kind from its params type and probe constructor.
-pub fn register_kind<P, R>(registry: &mut ProbeRegistry, doc: &KindDoc, make: fn(P) -> R)
-where
+pub fn register_kind<P, R>(
+    registry: &mut ProbeRegistry,
+    doc: &KindDoc,
+    make: impl Fn(P) -> R + Send + Sync + 'static,
+) where
     P: DeserializeOwned + Serialize + JsonSchema + Validate + Send + Sync + 'static,
     R: Probe + 'static,
 {
-    registry.register(CrmFactory { doc: *doc, make });
+    registry.register(CrmFactory {
+        doc: *doc,
+        make: Box::new(make),
+    });
 }

@@ -50,6 +50,7 @@
 //! Each kind's tests call [`conformance::check_factory`] with valid params.
 
 pub mod conformance;
+pub mod db;
 pub mod pace;
 pub mod probe;
 pub mod probes;

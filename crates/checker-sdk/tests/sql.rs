@@ -587,3 +587,72 @@ async fn sqlite() {
         "a read-only probe never creates a database"
     );
 }
+
+/// Sessions come from sqlx's pool: the connection is reused between runs, yet a setting one
+/// query makes does not leak into the next (every session is a rolled-back read-only
+/// transaction), and a query cancelled by the statement timeout leaves the pool usable.
+#[tokio::test]
+async fn pooled_sessions_are_reused_and_isolated() {
+    let runner = common::runner(secrets(&[]));
+    let judged = |id: &str, query: &str, timeout: Duration| {
+        let mut s = spec(
+            id,
+            "sql",
+            json!({"url": postgres_url(), "query": query}),
+            timeout,
+        );
+        s.thresholds = Thresholds {
+            fail_above: Some(0.5),
+            ..Default::default()
+        };
+        s
+    };
+    // Sets a session-level (not LOCAL) variable; the sample column is the backend's pid. A
+    // connection goes back to the pool a moment after its session closes, so sequential runs
+    // may use either of the (at most 2) pooled connections: set it on them, then read it back.
+    let mut pids = std::collections::BTreeSet::new();
+    for i in 0..4 {
+        let r = runner
+            .run_one(judged(
+                &format!("set{i}"),
+                "SELECT length(set_config('fg.leak', 'x', false)) - 1, pg_backend_pid()",
+                Duration::from_secs(10),
+            ))
+            .await;
+        assert_eq!(r.value, Some(0.0), "{}", r.message);
+        pids.insert(r.sample_size.expect("pid"));
+    }
+    let read = judged(
+        "read",
+        "SELECT (coalesce(current_setting('fg.leak', true), '') = 'x')::int, pg_backend_pid()",
+        Duration::from_secs(10),
+    );
+    for _ in 0..4 {
+        let r = runner.run_one(read.clone()).await;
+        assert_eq!(
+            r.value,
+            Some(0.0),
+            "the setting did not leak: {}",
+            r.message
+        );
+        assert_eq!(r.status, ProbeStatus::Pass, "{}", r.message);
+        pids.insert(r.sample_size.expect("pid"));
+    }
+    assert!(
+        pids.len() <= 2,
+        "at most 2 pooled connections per url, saw backends {pids:?}"
+    );
+
+    // A statement timeout on the pooled connection, then the pool still serves the next run.
+    let r = runner
+        .run_one(judged(
+            "sleepy",
+            "SELECT 0 FROM pg_sleep(3)",
+            Duration::from_millis(500),
+        ))
+        .await;
+    assert_eq!(r.status, ProbeStatus::Error, "{}", r.message);
+    let r = runner.run_one(read).await;
+    assert_eq!(r.status, ProbeStatus::Pass, "{}", r.message);
+    assert_eq!(r.value, Some(0.0), "{}", r.message);
+}

@@ -22,6 +22,8 @@ use crate::kinds::{KindDoc, Omission, Validate, register_kind};
 use crate::measure::Measure;
 use crate::params::{check_count, check_name, check_value, check_window, defaults};
 use crate::time::Utc;
+use funnelgate_checker_sdk::db::DbPools;
+use std::sync::Arc;
 
 /// The documented tables: logical name → default table name.
 pub const TABLES: [(&str, &str); 5] = [
@@ -182,8 +184,8 @@ macro_rules! warehouse_params {
                 self.names().validate()
             }
 
-            async fn open(&self, ctx: &ProbeContext) -> Result<Db, ProbeError> {
-                db::connect(ctx, self.url.as_deref(), self.sqlite_path.as_deref()).await
+            async fn open(&self, pools: &DbPools, ctx: &ProbeContext) -> Result<Db, ProbeError> {
+                db::connect(pools, ctx, self.url.as_deref(), self.sqlite_path.as_deref()).await
             }
         }
     };
@@ -512,23 +514,23 @@ impl Validate for EmailParams {
 }
 
 /// `warehouse.required_properties`.
-pub struct RequiredProbe(RequiredParams);
+pub struct RequiredProbe(RequiredParams, Arc<DbPools>);
 /// `warehouse.pipeline_shape`.
-pub struct PipelineProbe(PipelineParams);
+pub struct PipelineProbe(PipelineParams, Arc<DbPools>);
 /// `warehouse.source_attribution_coverage`.
-pub struct CoverageProbe(CoverageParams);
+pub struct CoverageProbe(CoverageParams, Arc<DbPools>);
 /// `warehouse.lead_to_revenue_linkage`.
-pub struct LinkageProbe(LinkageParams);
+pub struct LinkageProbe(LinkageParams, Arc<DbPools>);
 /// `warehouse.lead_conversion_rates`.
-pub struct ConversionProbe(ConversionParams);
+pub struct ConversionProbe(ConversionParams, Arc<DbPools>);
 /// `warehouse.speed_to_lead`.
-pub struct SpeedProbe(SpeedParams);
+pub struct SpeedProbe(SpeedParams, Arc<DbPools>);
 /// `warehouse.owner_assignment`.
-pub struct OwnerProbe(OwnerParams);
+pub struct OwnerProbe(OwnerParams, Arc<DbPools>);
 /// `warehouse.duplicates`.
-pub struct DuplicatesProbe(DuplicatesParams);
+pub struct DuplicatesProbe(DuplicatesParams, Arc<DbPools>);
 /// `warehouse.email_validity`.
-pub struct EmailProbe(EmailParams);
+pub struct EmailProbe(EmailParams, Arc<DbPools>);
 
 /// Run `f` on an open session and close it whatever happened.
 async fn with_db<T, F>(mut db: Db, f: F) -> Result<T, ProbeError>
@@ -549,7 +551,7 @@ impl Probe for RequiredProbe {
     async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
         let p = &self.0;
         let names = p.names();
-        let db = p.open(ctx).await?;
+        let db = p.open(&self.1, ctx).await?;
         with_db(db, async |db| {
             let mut available: BTreeMap<String, Vec<FieldInfo>> = BTreeMap::new();
             let mut tables: Vec<&str> = Vec::new();
@@ -609,7 +611,7 @@ fn parse_bool(v: Option<&str>) -> bool {
 impl Probe for PipelineProbe {
     async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
         let p = &self.0;
-        let db = p.open(ctx).await?;
+        let db = p.open(&self.1, ctx).await?;
         with_db(db, async |db| {
             let q = Q {
                 d: db.dialect(),
@@ -675,7 +677,7 @@ impl Probe for CoverageProbe {
     async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
         let p = &self.0;
         let t0 = Utc::now().minus_days(p.window_days);
-        let db = p.open(ctx).await?;
+        let db = p.open(&self.1, ctx).await?;
         with_db(db, async |db| {
             let q = Q { d: db.dialect(), names: p.names() };
             let created = q.d.ts(&q.c("c", "contacts", "created_at"));
@@ -704,7 +706,7 @@ impl Probe for LinkageProbe {
     async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
         let p = &self.0;
         let t0 = Utc::now().minus_days(p.window_days);
-        let db = p.open(ctx).await?;
+        let db = p.open(&self.1, ctx).await?;
         with_db(db, async |db| {
             let q = Q {
                 d: db.dialect(),
@@ -748,7 +750,7 @@ impl Probe for ConversionProbe {
         let now = Utc::now();
         let t0 = now.minus_days(p.window_days);
         let (w1, w2) = (now.minus_days(7), now.minus_days(14));
-        let db = p.open(ctx).await?;
+        let db = p.open(&self.1, ctx).await?;
         with_db(db, async |db| {
             let q = Q { d: db.dialect(), names: p.names() };
             let ev = q.t("lifecycle_events");
@@ -803,7 +805,7 @@ impl Probe for SpeedProbe {
         let p = &self.0;
         let now = Utc::now();
         let t0 = now.minus_days(p.window_days);
-        let db = p.open(ctx).await?;
+        let db = p.open(&self.1, ctx).await?;
         with_db(db, async |db| {
             let q = Q { d: db.dialect(), names: p.names() };
             let created = q.c("c", "contacts", "created_at");
@@ -867,7 +869,7 @@ impl Probe for OwnerProbe {
         let cutoff = now.minus(std::time::Duration::from_secs(
             u64::from(p.grace_minutes) * 60,
         ));
-        let db = p.open(ctx).await?;
+        let db = p.open(&self.1, ctx).await?;
         with_db(db, async |db| {
             let q = Q { d: db.dialect(), names: p.names() };
             let created = q.d.ts(&q.c("c", "contacts", "created_at"));
@@ -893,7 +895,7 @@ impl Probe for OwnerProbe {
 impl Probe for DuplicatesProbe {
     async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
         let p = &self.0;
-        let db = p.open(ctx).await?;
+        let db = p.open(&self.1, ctx).await?;
         with_db(db, async |db| {
             let q = Q {
                 d: db.dialect(),
@@ -936,7 +938,7 @@ impl Probe for EmailProbe {
     async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
         let p = &self.0;
         let t0 = Utc::now().minus_days(p.window_days);
-        let db = p.open(ctx).await?;
+        let db = p.open(&self.1, ctx).await?;
         with_db(db, async |db| {
             let q = Q {
                 d: db.dialect(),
@@ -1067,13 +1069,43 @@ pub const OMISSIONS: [Omission; 1] = [Omission {
 
 /// Register the warehouse kinds.
 pub fn register(registry: &mut ProbeRegistry) {
-    register_kind(registry, &KINDS[0], RequiredProbe);
-    register_kind(registry, &KINDS[1], PipelineProbe);
-    register_kind(registry, &KINDS[2], CoverageProbe);
-    register_kind(registry, &KINDS[3], LinkageProbe);
-    register_kind(registry, &KINDS[4], ConversionProbe);
-    register_kind(registry, &KINDS[5], SpeedProbe);
-    register_kind(registry, &KINDS[6], OwnerProbe);
-    register_kind(registry, &KINDS[7], DuplicatesProbe);
-    register_kind(registry, &KINDS[8], EmailProbe);
+    // One set of sqlx pools for every warehouse kind of this registry.
+    let pools = Arc::new(DbPools::new());
+    let p = || Arc::clone(&pools);
+    register_kind(registry, &KINDS[0], {
+        let x = p();
+        move |q| RequiredProbe(q, Arc::clone(&x))
+    });
+    register_kind(registry, &KINDS[1], {
+        let x = p();
+        move |q| PipelineProbe(q, Arc::clone(&x))
+    });
+    register_kind(registry, &KINDS[2], {
+        let x = p();
+        move |q| CoverageProbe(q, Arc::clone(&x))
+    });
+    register_kind(registry, &KINDS[3], {
+        let x = p();
+        move |q| LinkageProbe(q, Arc::clone(&x))
+    });
+    register_kind(registry, &KINDS[4], {
+        let x = p();
+        move |q| ConversionProbe(q, Arc::clone(&x))
+    });
+    register_kind(registry, &KINDS[5], {
+        let x = p();
+        move |q| SpeedProbe(q, Arc::clone(&x))
+    });
+    register_kind(registry, &KINDS[6], {
+        let x = p();
+        move |q| OwnerProbe(q, Arc::clone(&x))
+    });
+    register_kind(registry, &KINDS[7], {
+        let x = p();
+        move |q| DuplicatesProbe(q, Arc::clone(&x))
+    });
+    register_kind(registry, &KINDS[8], {
+        let x = p();
+        move |q| EmailProbe(q, Arc::clone(&x))
+    });
 }

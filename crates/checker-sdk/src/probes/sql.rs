@@ -12,37 +12,26 @@
 //! - where the connection URL comes from: `url` (no password in it; the probe's `secret`, if
 //!   named, is then the password), `sqlite_path`, or, with neither, the probe's `secret` holding
 //!   the whole URL with credentials
-//! - connections are kept per URL (at most 2 per URL, closed after 60 s idle)
+//! - connections come from sqlx's pools through the checkers' one SQL layer, [`crate::db`]
+//!   (at most 2 per URL, closed after 60 s idle), shared by the probes of one factory
 
-use std::borrow::Cow;
-use std::collections::HashMap;
-use std::str::FromStr;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use funnelgate_core::{HumanDuration, Measurement, ProbeStatus};
 use futures::TryStreamExt;
 use schemars::JsonSchema;
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlRow};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow, PgValueFormat};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
-use sqlx::{AssertSqlSafe, Column, ConnectOptions, Connection, Row, TypeInfo, ValueRef};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use sqlx::mysql::MySqlRow;
+use sqlx::postgres::{PgRow, PgValueFormat};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, Column, Row, TypeInfo, ValueRef};
 
+use crate::db::{Conn, DbPools, SessionOptions, Target, backend_of, check_url_param};
 use crate::probe::{Probe, ProbeContext, ProbeError, ProbeFactory, TypedFactory};
 
 /// Probe kind name.
 pub const KIND: &str = "sql";
-
-/// Connections kept per database URL.
-const MAX_CONNECTIONS_PER_URL: usize = 2;
-/// Idle connections older than this are closed instead of reused.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Distinct database URLs kept (beyond it the least recently used is dropped).
-const MAX_POOLS: usize = 256;
 
 /// Params of the `sql` probe.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -72,7 +61,7 @@ pub struct SqlParams {
 
 /// The `sql` factory. Probes built by one factory share connections per database URL.
 pub fn factory() -> impl ProbeFactory {
-    let pools = Arc::new(Pools::default());
+    let pools = Arc::new(DbPools::new());
     TypedFactory::<SqlParams, _>::new(
         KIND,
         "one read-only SQL query returning one number (and optionally its sample size)",
@@ -82,385 +71,32 @@ pub fn factory() -> impl ProbeFactory {
     .vendors(&["postgresql", "mysql", "mariadb", "sqlite"])
 }
 
-/// Where the connection URL comes from.
-#[derive(Clone, Debug)]
-enum Source {
-    /// A URL without a password; the secret, if any, is the password.
-    Url(String),
-    /// An SQLite file.
-    SqlitePath(String),
-    /// The whole URL is the probe's secret.
-    Secret,
-}
-
 /// A configured `sql` probe.
 pub struct SqlProbe {
     params: SqlParams,
-    source: Source,
-    pools: Arc<Pools>,
+    pools: Arc<DbPools>,
 }
 
 impl SqlProbe {
-    fn new(params: SqlParams, pools: Arc<Pools>) -> Result<SqlProbe, ProbeError> {
+    fn new(params: SqlParams, pools: Arc<DbPools>) -> Result<SqlProbe, ProbeError> {
         let bad = |m: String| ProbeError::params(format!("params of `{KIND}`: {m}"));
         if params.query.trim().is_empty() {
             return Err(bad("`query` must not be empty".into()));
         }
-        let source = match (&params.url, &params.sqlite_path) {
+        match (&params.url, &params.sqlite_path) {
             (Some(_), Some(_)) => return Err(bad("set `url` or `sqlite_path`, not both".into())),
-            (Some(u), None) => {
-                check_url_param(u).map_err(bad)?;
-                Source::Url(u.clone())
-            }
+            (Some(u), None) => check_url_param(u).map_err(bad)?,
             (None, Some(p)) if p.trim().is_empty() => {
                 return Err(bad("`sqlite_path` must not be empty".into()));
             }
-            (None, Some(p)) => Source::SqlitePath(p.clone()),
-            (None, None) => Source::Secret,
-        };
-        Ok(SqlProbe {
-            params,
-            source,
-            pools,
-        })
-    }
-
-    /// The connection URL (possibly with credentials from the secret) and the strings to keep
-    /// out of messages.
-    fn connection(&self, ctx: &ProbeContext) -> Result<(Target, Vec<String>), ProbeError> {
-        match &self.source {
-            Source::SqlitePath(p) => {
-                if ctx.spec.secret.is_some() {
-                    return Err(ProbeError::params("an sqlite database takes no `secret`"));
-                }
-                Ok((Target::sqlite_path(p), Vec::new()))
-            }
-            Source::Url(u) => {
-                let Some(name) = &ctx.spec.secret else {
-                    return Target::parse(u).map(|t| (t, Vec::new()));
-                };
-                if backend_of(u) == Some(Backend::Sqlite) {
-                    return Err(ProbeError::params("an sqlite database takes no `secret`"));
-                }
-                let password = ctx.secrets.get(name)?;
-                let password = password.expose_secret();
-                let mut url = reqwest::Url::parse(u)
-                    .map_err(|e| ProbeError::params(format!("params of `{KIND}`: `url`: {e}")))?;
-                url.set_password(Some(password)).map_err(|_| {
-                    ProbeError::params(format!("params of `{KIND}`: `url` cannot take a password"))
-                })?;
-                let dsn = url.to_string();
-                let hide = secret_forms(password);
-                Target::parse(&dsn)
-                    .map(|t| (t, hide.clone()))
-                    .map_err(|e| scrub_error(e, &hide))
-            }
-            Source::Secret => {
-                let Some(name) = &ctx.spec.secret else {
-                    return Err(ProbeError::params(format!(
-                        "params of `{KIND}`: set `url` (without a password), `sqlite_path`, or name a `secret` holding the connection URL"
-                    )));
-                };
-                let dsn = ctx.secrets.get(name)?;
-                let dsn = dsn.expose_secret().trim().to_string();
-                let mut hide = vec![dsn.clone()];
-                if let Some(pw) = reqwest::Url::parse(&dsn)
-                    .ok()
-                    .and_then(|u| u.password().map(str::to_string))
-                {
-                    hide.extend(secret_forms(&pw));
-                }
-                match Target::parse(&dsn) {
-                    Ok(t) => Ok((t, hide)),
-                    // The URL is secret: say what is wrong without echoing it.
-                    Err(_) => Err(ProbeError::permanent(format!(
-                        "secret `{name}` is not a database URL (expected postgres://, mysql://, mariadb:// or sqlite:)"
-                    ))),
-                }
-            }
+            _ => {}
         }
-    }
-}
-
-/// The forms a password may take in a message: as given and percent-encoded.
-fn secret_forms(password: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    if !password.is_empty() {
-        out.push(password.to_string());
-        let mut u = reqwest::Url::parse("postgres://x@h/").ok();
-        if let Some(url) = u.as_mut()
-            && url.set_password(Some(password)).is_ok()
-            && let Some(enc) = url.password()
-            && enc != password
+        if let Some(u) = &params.url
+            && backend_of(u).is_none()
         {
-            out.push(enc.to_string());
+            return Err(bad("unknown database url scheme".into()));
         }
-    }
-    out
-}
-
-fn scrub(text: &str, hide: &[String]) -> String {
-    let mut out = text.to_string();
-    for h in hide.iter().filter(|h| h.len() >= 2) {
-        out = out.replace(h.as_str(), "***");
-    }
-    out
-}
-
-fn scrub_error(mut e: ProbeError, hide: &[String]) -> ProbeError {
-    e.message = scrub(&e.message, hide);
-    e
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Backend {
-    Postgres,
-    MySql,
-    Sqlite,
-}
-
-fn backend_of(url: &str) -> Option<Backend> {
-    let scheme = url.split(':').next()?.to_ascii_lowercase();
-    match scheme.as_str() {
-        "postgres" | "postgresql" => Some(Backend::Postgres),
-        "mysql" | "mariadb" => Some(Backend::MySql),
-        "sqlite" => Some(Backend::Sqlite),
-        _ => None,
-    }
-}
-
-/// A `url` param may not carry a password: that belongs in a secret.
-fn check_url_param(u: &str) -> Result<(), String> {
-    match backend_of(u) {
-        None => Err(
-            "`url` must start with postgres://, postgresql://, mysql://, mariadb:// or sqlite:"
-                .into(),
-        ),
-        Some(Backend::Sqlite) => Ok(()),
-        Some(_) => {
-            let url = reqwest::Url::parse(u).map_err(|e| format!("`url`: {e}"))?;
-            let in_query = url
-                .query_pairs()
-                .any(|(k, _)| k.eq_ignore_ascii_case("password"));
-            if url.password().is_some() || in_query {
-                return Err(
-                    "`url` must not contain a password: put the password (or the whole URL) in a secret and name it with the probe's `secret`"
-                        .into(),
-                );
-            }
-            if url.host_str().is_none_or(str::is_empty) {
-                return Err("`url` needs a host".into());
-            }
-            Ok(())
-        }
-    }
-}
-
-/// A parsed connection target; `key` identifies its pool (it may contain credentials).
-#[derive(Clone)]
-struct Target {
-    key: String,
-    backend: TargetOptions,
-    /// `postgres db:5432/crm`, never credentials.
-    label: String,
-}
-
-#[derive(Clone)]
-enum TargetOptions {
-    Postgres(PgConnectOptions),
-    MySql(MySqlConnectOptions),
-    Sqlite(SqliteConnectOptions),
-}
-
-impl Target {
-    fn sqlite_path(path: &str) -> Target {
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .read_only(true)
-            .pragma("query_only", "ON")
-            .disable_statement_logging();
-        Target {
-            key: format!("sqlite-path:{path}"),
-            backend: TargetOptions::Sqlite(opts),
-            label: format!("sqlite {path}"),
-        }
-    }
-
-    fn parse(dsn: &str) -> Result<Target, ProbeError> {
-        let label_of = |kind: &str| match reqwest::Url::parse(dsn) {
-            Ok(u) => format!(
-                "{kind} {}:{}{}",
-                u.host_str().unwrap_or("localhost"),
-                u.port()
-                    .map(|p| p.to_string())
-                    .unwrap_or_else(|| "default port".into()),
-                u.path()
-            ),
-            Err(_) => kind.to_string(),
-        };
-        let bad = |e: sqlx::Error| {
-            ProbeError::params(format!("params of `{KIND}`: invalid database url: {e}"))
-        };
-        match backend_of(dsn) {
-            Some(Backend::Postgres) => {
-                let opts = PgConnectOptions::from_str(dsn)
-                    .map_err(bad)?
-                    .application_name("funnelgate")
-                    .options([("default_transaction_read_only", "on")])
-                    .disable_statement_logging();
-                Ok(Target {
-                    key: dsn.to_string(),
-                    backend: TargetOptions::Postgres(opts),
-                    label: label_of("postgres"),
-                })
-            }
-            Some(Backend::MySql) => {
-                let opts = MySqlConnectOptions::from_str(dsn)
-                    .map_err(bad)?
-                    .disable_statement_logging();
-                Ok(Target {
-                    key: dsn.to_string(),
-                    backend: TargetOptions::MySql(opts),
-                    label: label_of("mysql"),
-                })
-            }
-            Some(Backend::Sqlite) => {
-                let opts = SqliteConnectOptions::from_str(dsn)
-                    .map_err(bad)?
-                    .read_only(true)
-                    .pragma("query_only", "ON")
-                    .disable_statement_logging();
-                let path = dsn.trim_start_matches("sqlite:").trim_start_matches("//");
-                let path = path.split('?').next().unwrap_or(path);
-                Ok(Target {
-                    key: dsn.to_string(),
-                    backend: TargetOptions::Sqlite(opts),
-                    label: format!("sqlite {path}"),
-                })
-            }
-            None => Err(ProbeError::params(format!(
-                "params of `{KIND}`: the database url must start with postgres://, mysql://, mariadb:// or sqlite:"
-            ))),
-        }
-    }
-}
-
-// ------------------------------------------------------------------ a tiny connection pool
-//
-// sqlx's `Pool` retries refused connections until its acquire timeout and then reports only
-// "pool timed out", losing the reason; a probe must say "connection refused". This keeps a few
-// idle connections per URL and connects directly otherwise.
-
-struct MiniPool<C: Connection> {
-    options: C::Options,
-    slots: Arc<Semaphore>,
-    idle: Mutex<Vec<(C, std::time::Instant)>>,
-    /// MySQL only: whether the server is MariaDB (their timeout variables differ).
-    mariadb: OnceLock<bool>,
-}
-
-struct Lease<C: Connection> {
-    conn: Option<C>,
-    pool: Arc<MiniPool<C>>,
-    _slot: OwnedSemaphorePermit,
-}
-
-impl<C: Connection> MiniPool<C> {
-    fn new(options: C::Options) -> Arc<Self> {
-        Arc::new(MiniPool {
-            options,
-            slots: Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_URL)),
-            idle: Mutex::new(Vec::new()),
-            mariadb: OnceLock::new(),
-        })
-    }
-
-    async fn acquire(self: &Arc<Self>) -> Result<Lease<C>, sqlx::Error> {
-        let slot = Arc::clone(&self.slots)
-            .acquire_owned()
-            .await
-            .map_err(|_| sqlx::Error::PoolClosed)?;
-        loop {
-            let popped = lock(&self.idle).pop();
-            match popped {
-                Some((c, since)) if since.elapsed() < IDLE_TIMEOUT => {
-                    return Ok(Lease {
-                        conn: Some(c),
-                        pool: Arc::clone(self),
-                        _slot: slot,
-                    });
-                }
-                Some(_) => continue,
-                None => break,
-            }
-        }
-        let conn = C::connect_with(&self.options).await?;
-        Ok(Lease {
-            conn: Some(conn),
-            pool: Arc::clone(self),
-            _slot: slot,
-        })
-    }
-}
-
-impl<C: Connection> Lease<C> {
-    fn conn(&mut self) -> Result<&mut C, sqlx::Error> {
-        self.conn.as_mut().ok_or(sqlx::Error::PoolClosed)
-    }
-
-    /// Give the connection back for reuse (dropping a lease closes it instead).
-    fn release(mut self) {
-        if let Some(c) = self.conn.take() {
-            let mut idle = lock(&self.pool.idle);
-            idle.retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
-            if idle.len() < MAX_CONNECTIONS_PER_URL {
-                idle.push((c, std::time::Instant::now()));
-            }
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-#[derive(Clone)]
-enum PoolHandle {
-    Postgres(Arc<MiniPool<PgConnection>>),
-    MySql(Arc<MiniPool<MySqlConnection>>),
-    Sqlite(Arc<MiniPool<SqliteConnection>>),
-}
-
-/// Connection pools per database URL, shared by the probes of one factory.
-#[derive(Default)]
-struct Pools {
-    by_url: Mutex<HashMap<String, (PoolHandle, u64)>>,
-    tick: std::sync::atomic::AtomicU64,
-}
-
-impl Pools {
-    fn get(&self, target: &Target) -> PoolHandle {
-        let tick = self.tick.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut map = lock(&self.by_url);
-        if let Some((p, used)) = map.get_mut(&target.key) {
-            *used = tick;
-            return p.clone();
-        }
-        if map.len() >= MAX_POOLS
-            && let Some(k) = map
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(k, _)| k.clone())
-        {
-            map.remove(&k);
-        }
-        let handle = match &target.backend {
-            TargetOptions::Postgres(o) => PoolHandle::Postgres(MiniPool::new(o.clone())),
-            TargetOptions::MySql(o) => PoolHandle::MySql(MiniPool::new(o.clone())),
-            TargetOptions::Sqlite(o) => PoolHandle::Sqlite(MiniPool::new(o.clone())),
-        };
-        map.insert(target.key.clone(), (handle.clone(), tick));
-        handle
+        Ok(SqlProbe { params, pools })
     }
 }
 
@@ -494,113 +130,29 @@ impl From<sqlx::Error> for Failure {
     }
 }
 
-async fn first_two<R, S>(mut stream: S) -> Result<(Option<R>, bool), sqlx::Error>
+/// The first row and whether there is a second, decoded with `decode`.
+async fn first_two<'e, R, E>(
+    executor: E,
+    query: &str,
+    decode: fn(&R, usize) -> Result<Option<f64>, String>,
+) -> Result<Rows, Failure>
 where
-    S: futures::Stream<Item = Result<R, sqlx::Error>> + Unpin,
+    R: Row,
+    E: sqlx::Executor<'e, Database = R::Database>,
+    for<'q> <R::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<R::Database>,
+    R::Database: sqlx::Database<Row = R>,
 {
+    let mut stream = sqlx::query(AssertSqlSafe(query.to_string())).fetch(executor);
     let first = stream.try_next().await?;
     let more = if first.is_some() {
         stream.try_next().await?.is_some()
     } else {
         false
     };
-    Ok((first, more))
-}
-
-async fn run_postgres(
-    lease: &mut Lease<PgConnection>,
-    query: &str,
-    timeout: Duration,
-) -> Result<Rows, Failure> {
-    let conn = lease.conn()?;
-    let mut tx = conn.begin().await?;
-    let setup = format!(
-        "SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = {}",
-        timeout.as_millis().max(1)
-    );
-    sqlx::raw_sql(AssertSqlSafe(setup))
-        .execute(&mut *tx)
-        .await?;
-    let rows = {
-        let stream = sqlx::query(AssertSqlSafe(query.to_string())).fetch(&mut *tx);
-        first_two(stream).await?
-    };
-    let out = match rows {
+    Ok(match (first, more) {
         (None, _) => Rows::Zero,
         (Some(_), true) => Rows::Many,
-        (Some(row), false) => Rows::One(decode_row(&row, decode_pg).map_err(Failure::Shape)?),
-    };
-    tx.rollback().await?;
-    Ok(out)
-}
-
-async fn run_mysql(
-    lease: &mut Lease<MySqlConnection>,
-    query: &str,
-    timeout: Duration,
-) -> Result<Rows, Failure> {
-    let mariadb = match lease.pool.mariadb.get() {
-        Some(m) => *m,
-        None => {
-            let version: String = sqlx::query_scalar("SELECT VERSION()")
-                .fetch_one(lease.conn()?)
-                .await?;
-            *lease
-                .pool
-                .mariadb
-                .get_or_init(|| version.to_ascii_lowercase().contains("mariadb"))
-        }
-    };
-    let conn = lease.conn()?;
-    // Session settings are re-applied before every query: a previous query cannot undo them.
-    sqlx::raw_sql("SET SESSION TRANSACTION READ ONLY")
-        .execute(&mut *conn)
-        .await?;
-    let limit = if mariadb {
-        format!(
-            "SET SESSION max_statement_time = {:.3}",
-            timeout.as_secs_f64().max(0.001)
-        )
-    } else {
-        format!(
-            "SET SESSION max_execution_time = {}",
-            timeout.as_millis().max(1)
-        )
-    };
-    sqlx::raw_sql(AssertSqlSafe(limit))
-        .execute(&mut *conn)
-        .await?;
-    let rows = {
-        let stream = sqlx::query(AssertSqlSafe(query.to_string())).fetch(&mut *conn);
-        first_two(stream).await?
-    };
-    Ok(match rows {
-        (None, _) => Rows::Zero,
-        (Some(_), true) => Rows::Many,
-        (Some(row), false) => Rows::One(decode_row(&row, decode_mysql).map_err(Failure::Shape)?),
-    })
-}
-
-async fn run_sqlite(
-    lease: &mut Lease<SqliteConnection>,
-    query: &str,
-    timeout: Duration,
-) -> Result<Rows, Failure> {
-    let conn = lease.conn()?;
-    {
-        let deadline = std::time::Instant::now() + timeout;
-        let mut handle = conn.lock_handle().await?;
-        // Interrupts the statement (SQLITE_INTERRUPT) once the timeout has passed.
-        handle.set_progress_handler(1000, move || std::time::Instant::now() < deadline);
-    }
-    let rows = {
-        let stream = sqlx::query(AssertSqlSafe(query.to_string())).fetch(&mut *conn);
-        first_two(stream).await?
-    };
-    Ok(match rows {
-        (None, _) => Rows::Zero,
-        (Some(_), true) => Rows::Many,
-        (Some(row), false) => Rows::One(decode_row(&row, decode_sqlite).map_err(Failure::Shape)?),
+        (Some(row), false) => Rows::One(decode_row(&row, decode).map_err(Failure::Shape)?),
     })
 }
 
@@ -770,105 +322,45 @@ fn decode_sqlite(row: &SqliteRow, i: usize) -> Result<Option<f64>, String> {
     Ok(Some(v))
 }
 
-/// Turn a database error into a probe error that names the target, never the credentials.
-fn db_error(e: sqlx::Error, label: &str, timeout: Duration) -> ProbeError {
-    let timed_out = || {
-        ProbeError::permanent(format!(
-            "{label}: query cancelled by the statement timeout of {}",
-            funnelgate_core::time::format_duration(timeout)
-        ))
-    };
-    let wrote = |msg: &str| {
-        ProbeError::permanent(format!(
-            "{label}: the query tried to write ({msg}); sql probes are read-only"
-        ))
-    };
-    match e {
-        sqlx::Error::Io(io) => ProbeError::transient(format!("{label}: cannot connect: {io}")),
-        sqlx::Error::Tls(t) => ProbeError::permanent(format!("{label}: tls: {t}")),
-        sqlx::Error::Database(db) => {
-            let msg = db.message().to_string();
-            if let Some(my) = db.try_downcast_ref::<MySqlDatabaseError>() {
-                return match my.number() {
-                    1792 | 1290 => wrote(&msg),
-                    1969 | 3024 | 1317 => timed_out(),
-                    1040 | 1203 | 1205 | 1213 => ProbeError::transient(format!("{label}: {msg}")),
-                    1044 | 1045 => {
-                        ProbeError::permanent(format!("{label}: authentication failed: {msg}"))
-                    }
-                    _ => ProbeError::permanent(format!("{label}: {msg}")),
-                };
-            }
-            let code: Option<Cow<'_, str>> = db.code();
-            let code = code.as_deref().unwrap_or("");
-            if label.starts_with("sqlite") {
-                let primary = code.parse::<i32>().map(|c| c & 0xff).unwrap_or(-1);
-                return match primary {
-                    9 => timed_out(),
-                    8 => wrote(&msg),
-                    5 | 6 => ProbeError::transient(format!("{label}: {msg}")),
-                    _ => ProbeError::permanent(format!("{label}: {msg}")),
-                };
-            }
-            match code {
-                "57014" => timed_out(),
-                "25006" => wrote(&msg),
-                "28P01" | "28000" => {
-                    ProbeError::permanent(format!("{label}: authentication failed: {msg}"))
-                }
-                "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01" | "08006" | "08001"
-                | "08004" => ProbeError::transient(format!("{label}: {msg}")),
-                _ => ProbeError::permanent(format!("{label}: {msg}")),
-            }
-        }
-        sqlx::Error::Protocol(p) => ProbeError::transient(format!("{label}: protocol error: {p}")),
-        other => ProbeError::permanent(format!("{label}: {other}")),
-    }
-}
-
 #[async_trait]
 impl Probe for SqlProbe {
     async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
-        let (target, hide) = self.connection(ctx)?;
-        let timeout = ctx.timeout();
+        let target = Target::resolve(
+            ctx,
+            self.params.url.as_deref(),
+            self.params.sqlite_path.as_deref(),
+        )
+        .map_err(|mut e| {
+            if e.kind == crate::probe::ProbeErrorKind::InvalidParams {
+                e.message = format!("params of `{KIND}`: {}", e.message);
+            }
+            e
+        })?;
+        let mut session = self
+            .pools
+            .open(&target, ctx.timeout(), SessionOptions::default())
+            .await?;
         let query = self.params.query.as_str();
-        let label = target.label.clone();
-        let result = match self.pools.get(&target) {
-            PoolHandle::Postgres(pool) => match pool.acquire().await {
-                Ok(mut lease) => {
-                    let r = run_postgres(&mut lease, query, timeout).await;
-                    finish(lease, &r);
-                    r
-                }
-                Err(e) => Err(Failure::Db(e)),
-            },
-            PoolHandle::MySql(pool) => match pool.acquire().await {
-                Ok(mut lease) => {
-                    let r = run_mysql(&mut lease, query, timeout).await;
-                    finish(lease, &r);
-                    r
-                }
-                Err(e) => Err(Failure::Db(e)),
-            },
-            PoolHandle::Sqlite(pool) => match pool.acquire().await {
-                Ok(mut lease) => {
-                    let r = run_sqlite(&mut lease, query, timeout).await;
-                    finish(lease, &r);
-                    r
-                }
-                Err(e) => Err(Failure::Db(e)),
-            },
+        let label = target.label().to_string();
+        let result = match session.conn() {
+            Conn::Postgres(c) => first_two(c, query, decode_pg).await,
+            Conn::MySql(c) => first_two(c, query, decode_mysql).await,
+            Conn::Sqlite(c) => first_two(c, query, decode_sqlite).await,
         };
         let rows = match result {
             Ok(rows) => rows,
-            Err(Failure::Db(e)) => return Err(scrub_error(db_error(e, &label, timeout), &hide)),
+            Err(Failure::Db(e)) => {
+                let e = session.error(e);
+                session.close().await;
+                return Err(e);
+            }
             Err(Failure::Shape(s)) => {
-                return Err(scrub_error(
-                    ProbeError::permanent(format!("{label}: {s}")),
-                    &hide,
-                ));
+                let e = session.permanent(s);
+                session.close().await;
+                return Err(e);
             }
         };
+        session.close().await;
         let unit = self.params.unit.clone().unwrap_or_default();
         let mut m = match rows {
             Rows::Zero => Measurement::verdict(ProbeStatus::NoData, "query returned no rows"),
@@ -909,19 +401,6 @@ impl Probe for SqlProbe {
     }
 }
 
-/// Give the connection back unless it broke (an I/O or protocol error); a database error
-/// leaves it usable (PostgreSQL's open transaction is rolled back on next use).
-fn finish<C: Connection>(lease: Lease<C>, result: &Result<Rows, Failure>) {
-    let reusable = match result {
-        Ok(_) | Err(Failure::Shape(_)) => true,
-        Err(Failure::Db(sqlx::Error::Database(_))) => true,
-        Err(Failure::Db(_)) => false,
-    };
-    if reusable {
-        lease.release();
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -956,29 +435,5 @@ mod tests {
                 .contains("NaN")
         );
         assert!(pg_numeric(&[0, 1]).is_err());
-    }
-
-    #[test]
-    fn url_params_must_not_carry_passwords() {
-        assert!(check_url_param("postgres://reader@db:5432/crm").is_ok());
-        assert!(check_url_param("sqlite:warehouse.db?mode=ro").is_ok());
-        let e = check_url_param("postgres://reader:hunter2@db/crm").unwrap_err();
-        assert!(
-            e.contains("must not contain a password") && !e.contains("hunter2"),
-            "{e}"
-        );
-        assert!(check_url_param("mysql://reader@db/crm?password=x").is_err());
-        assert!(
-            check_url_param("oracle://db")
-                .unwrap_err()
-                .contains("must start with")
-        );
-    }
-
-    #[test]
-    fn scrubbing_hides_passwords_in_both_forms() {
-        let hide = secret_forms("p@ss word");
-        let text = "failed for postgres://u:p%40ss%20word@h/ and p@ss word";
-        assert_eq!(scrub(text, &hide), "failed for postgres://u:***@h/ and ***");
     }
 }
