@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use funnelgate_core::{Measurement, ProbeStatus};
-use time::OffsetDateTime;
+use jiff::Timestamp;
 
 use crate::measure::Measure;
 use crate::time::hours_between;
@@ -165,7 +165,7 @@ pub struct Segment {
     /// Display name.
     pub name: String,
     /// When its newest member joined, `None` when it has none.
-    pub newest_member: Option<OffsetDateTime>,
+    pub newest_member: Option<Timestamp>,
 }
 
 /// A5: hours since the stalest watched segment gained a member, judged only while new leads
@@ -175,7 +175,7 @@ pub fn segment_freshness(
     segments: &[Segment],
     new_leads: u64,
     window: Duration,
-    now: OffsetDateTime,
+    now: Timestamp,
 ) -> Measurement {
     let hours = window.as_secs() / 3600;
     if new_leads == 0 {
@@ -447,7 +447,7 @@ mod tests {
 
     #[test]
     fn quiet_periods_are_no_data_not_pass() {
-        let now = OffsetDateTime::now_utc();
+        let now = Timestamp::now();
         let segs = [Segment {
             name: "New leads".into(),
             newest_member: Some(now - Duration::from_secs(48 * 3600)),

@@ -1,68 +1,67 @@
 //! Instants as the automation vendors write them: RFC 3339 (`2026-05-01T12:00:00+00:00`,
 //! Mautic), Marketo's asset API `2026-05-01T12:00:00Z+0000`, and SQL-style
-//! `2026-05-01 12:00:00` (UTC) that Mautic uses in some payloads.
+//! `2026-05-01 12:00:00` (UTC) that Mautic uses in some payloads. All on `jiff`, the time
+//! crate of the rest of the workspace.
 
 use std::time::Duration;
 
-use time::format_description::well_known::Rfc3339;
-use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset, macros::format_description};
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
 
 /// Parse a vendor timestamp; `None` when it is not one of the known forms.
-pub fn parse(s: &str) -> Option<OffsetDateTime> {
+pub fn parse(s: &str) -> Option<Timestamp> {
     let s = s.trim();
     if s.is_empty() {
         return None;
     }
-    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+    if let Ok(t) = s.parse::<Timestamp>() {
         return Some(t);
     }
     // Marketo asset API: `2016-09-20T22:11:51Z+0000`.
     if let Some(stripped) = s.strip_suffix("+0000")
-        && let Ok(t) = OffsetDateTime::parse(stripped, &Rfc3339)
+        && let Ok(t) = stripped.parse::<Timestamp>()
     {
         return Some(t);
     }
     // `+0000` offsets without a colon.
-    let with_colon = if s.len() > 5 {
-        let (head, tail) = s.split_at(s.len() - 5);
-        if (tail.starts_with('+') || tail.starts_with('-'))
-            && tail[1..].bytes().all(|b| b.is_ascii_digit())
+    let with_colon = match s.len().checked_sub(5).and_then(|i| s.split_at_checked(i)) {
+        Some((head, tail))
+            if (tail.starts_with('+') || tail.starts_with('-'))
+                && tail[1..].bytes().all(|b| b.is_ascii_digit()) =>
         {
             Some(format!("{head}{}:{}", &tail[..3], &tail[3..]))
-        } else {
-            None
         }
-    } else {
-        None
+        _ => None,
     };
     if let Some(w) = with_colon
-        && let Ok(t) = OffsetDateTime::parse(&w, &Rfc3339)
+        && let Ok(t) = w.parse::<Timestamp>()
     {
         return Some(t);
     }
-    let sql = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    PrimitiveDateTime::parse(s, &sql)
+    DateTime::strptime("%Y-%m-%d %H:%M:%S", s)
         .ok()
-        .map(|p| p.assume_offset(UtcOffset::UTC))
+        .and_then(|dt| TimeZone::UTC.to_timestamp(dt).ok())
 }
 
 /// RFC 3339 in UTC, second precision (what the vendors accept in queries).
-pub fn format(t: OffsetDateTime) -> String {
-    let t = t
-        .to_offset(UtcOffset::UTC)
-        .replace_nanosecond(0)
-        .unwrap_or(t);
-    t.format(&Rfc3339).unwrap_or_default()
+pub fn format(t: Timestamp) -> String {
+    Timestamp::from_second(t.as_second())
+        .unwrap_or(t)
+        .to_string()
 }
 
-/// `now − d`.
-pub fn ago(now: OffsetDateTime, d: Duration) -> OffsetDateTime {
-    now - d
+/// `now − d` (the earliest instant when that is out of range).
+pub fn ago(now: Timestamp, d: Duration) -> Timestamp {
+    SignedDuration::try_from(d)
+        .ok()
+        .and_then(|d| now.checked_sub(d).ok())
+        .unwrap_or(Timestamp::MIN)
 }
 
 /// Hours from `earlier` to `later` (0 when `earlier` is later).
-pub fn hours_between(earlier: OffsetDateTime, later: OffsetDateTime) -> f64 {
-    ((later - earlier).as_seconds_f64() / 3600.0).max(0.0)
+pub fn hours_between(earlier: Timestamp, later: Timestamp) -> f64 {
+    (later.duration_since(earlier).as_secs_f64() / 3600.0).max(0.0)
 }
 
 #[cfg(test)]
@@ -78,6 +77,16 @@ mod tests {
         assert_eq!(parse("2026-05-01T07:00:00-0500").unwrap(), a);
         assert_eq!(parse("2026-05-01 12:00:00").unwrap(), a);
         assert!(parse("yesterday").is_none());
+        assert!(parse("2026-02-31 12:00:00").is_none());
+        assert!(parse("2026-05-01").is_none());
+        assert!(parse("+0000").is_none());
         assert_eq!(format(a), "2026-05-01T12:00:00Z");
+        assert_eq!(
+            format(parse("2026-05-01T12:00:00.987Z").unwrap()),
+            "2026-05-01T12:00:00Z"
+        );
+        assert_eq!(hours_between(a, ago(a, Duration::from_secs(3600))), 0.0);
+        assert_eq!(hours_between(ago(a, Duration::from_secs(7200)), a), 2.0);
+        assert_eq!(ago(a, Duration::MAX), Timestamp::MIN);
     }
 }

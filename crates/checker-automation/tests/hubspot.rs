@@ -145,7 +145,7 @@ async fn scoring_and_unsubscribe() {
     let mut st = state();
     st.properties =
         vec![json!({"name": "hubspotscore", "type": "number", "archived": false, "options": []})];
-    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    let now_ms = jiff::Timestamp::now().as_millisecond();
     for i in 0..55 {
         let score = if i < 4 { "120" } else { "5" };
         st.contacts.push(json!({"id": i.to_string(), "properties": {"createdate": (now_ms - 3_600_000).to_string(), "hubspotscore": score}}));

@@ -461,7 +461,9 @@ async fn every_failure_mode_is_its_own_error() {
     );
     assert_eq!(e.retry_after, Some(Duration::from_secs(30)));
 
-    let date = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(120));
+    let date = jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&(jiff::Timestamp::now() + Duration::from_secs(120)))
+        .expect("an http date");
     m.fault(
         "/api/campaigns",
         Fault::status(429, "").with_header("retry-after", &date),

@@ -866,3 +866,54 @@ fn bad_params_are_rejected() {
         assert_eq!(e.kind, ProbeErrorKind::InvalidParams, "{e}");
     }
 }
+
+/// Salesforce counts concurrent requests per org: however many probes run at once, at most
+/// `MAX_CONCURRENT_CALLS_PER_ORG` of this process's calls are in flight against one org.
+#[tokio::test]
+async fn concurrent_calls_per_org_are_bounded() {
+    let m = mock(SfState {
+        latency: Duration::from_millis(150),
+        ..Default::default()
+    })
+    .await;
+    let runs = (0..12).map(|_| sf("salesforce.auth_and_quota", &m, json!({})));
+    let results = futures::future::join_all(runs).await;
+    for r in &results {
+        assert!(r.is_ok(), "{r:?}");
+    }
+    let (max, calls) = {
+        let s = m.state.lock().unwrap();
+        (s.max_in_flight, s.log.len())
+    };
+    assert_eq!(calls, 12);
+    let limit = funnelgate_checker_crm::salesforce::client::MAX_CONCURRENT_CALLS_PER_ORG;
+    assert!(max <= limit, "{max} calls in flight, limit {limit}");
+    assert!(max >= 2, "the runs did overlap ({max} at once)");
+}
+
+/// The org's API usage from `Sforce-Limit-Info` outlives the run that saw it: once the org is
+/// under the reserve, the next run stops before its first call.
+#[tokio::test]
+async fn a_budget_under_the_reserve_is_remembered_across_runs() {
+    let m = mock(SfState {
+        daily: (15_000, 1_000),
+        ..Default::default()
+    })
+    .await;
+    // The first run learns the usage from its first reply.
+    let r = sf("salesforce.auth_and_quota", &m, json!({})).await;
+    assert_eq!(m.log().len(), 1, "{r:?}");
+    // The next run of another kind does not call at all.
+    let e = sf("salesforce.email_validity", &m, json!({}))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message.contains("daily budget nearly exhausted") && e.message.contains("999 of 15000"),
+        "{e}"
+    );
+    assert_eq!(
+        m.log().len(),
+        1,
+        "no call once the org is under the reserve"
+    );
+}

@@ -10,10 +10,10 @@ use async_trait::async_trait;
 use funnelgate_checker_sdk::{Probe, ProbeContext, ProbeError, ProbeRegistry};
 use funnelgate_core::Measurement;
 use funnelgate_vendor_hubspot::{ApiVersion, Conn, Credential, HubSpot, Paths, VENDOR, filter};
+use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use crate::evaluate::{self, Budget, EmailRef, Flow, FormField, Scoring};
 use crate::http::{is_not_found, paging_cut_short, validate_base_url, vanished};
@@ -502,7 +502,7 @@ impl Probe for ScoringProbe {
             crossed: 0,
         };
         if exists {
-            let since = (OffsetDateTime::now_utc() - window).unix_timestamp() * 1000;
+            let since = crate::time::ago(Timestamp::now(), window).as_millisecond();
             let created = filter("createdate", "GTE", since.to_string());
             s.created = h
                 .search_total("contacts", vec![vec![created.clone()]])

@@ -10,10 +10,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use funnelgate_checker_sdk::{Probe, ProbeContext, ProbeError, ProbeRegistry};
 use funnelgate_core::Measurement;
+use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use crate::evaluate::{self, Budget, EmailRef, Flow, FlowError, FormField, Scoring};
 use crate::http::validate_base_url;
@@ -386,7 +386,7 @@ impl Probe for FlowErrorsProbe {
         let types = m.activity_types().await?;
         let ids = type_ids(&types, &p.error_activity_types)?;
         let names: HashMap<u64, &str> = types.iter().map(|(i, n)| (*i, n.as_str())).collect();
-        let since = crate::time::format(OffsetDateTime::now_utc() - window);
+        let since = crate::time::format(crate::time::ago(Timestamp::now(), window));
         let acts = m.activities(&ids, &since).await?;
         let errors: Vec<FlowError> = acts
             .iter()
@@ -444,7 +444,7 @@ impl Probe for ScoringProbe {
         if has_field {
             let types = m.activity_types().await?;
             let ids = type_ids(&types, &["New Lead".into(), "Change Score".into()])?;
-            let since = crate::time::format(OffsetDateTime::now_utc() - window);
+            let since = crate::time::format(crate::time::ago(Timestamp::now(), window));
             let acts = m.activities(&ids, &since).await?;
             let mut new_leads = HashSet::new();
             let mut crossing = HashSet::new();

@@ -244,7 +244,7 @@ pub fn budget(headers: &HeaderMap) -> Option<Budget> {
     let limit = header_u64(headers, "x-ratelimit-limit")?;
     let remaining = header_u64(headers, "x-ratelimit-remaining")?;
     let resets = header_u64(headers, "x-ratelimit-reset")
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s as i64).ok())
+        .and_then(|s| jiff::Timestamp::from_second(s as i64).ok())
         .map(|t| format!("at {}", crate::time::format(t)))
         .unwrap_or_else(|| "at the end of the rate limiter's period".into());
     Some(Budget {

@@ -10,10 +10,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use funnelgate_checker_sdk::{Probe, ProbeContext, ProbeError, ProbeRegistry};
 use funnelgate_core::Measurement;
+use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use crate::evaluate::{self, EmailRef, Flow, FlowError, FormField, Scoring, Segment};
 use crate::http::{is_not_found, validate_base_url, vanished};
@@ -315,12 +315,12 @@ fn str_of<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
     v.get(k).and_then(Value::as_str)
 }
 
-fn time_of(v: &Value, k: &str) -> Option<OffsetDateTime> {
+fn time_of(v: &Value, k: &str) -> Option<Timestamp> {
     str_of(v, k).and_then(crate::time::parse)
 }
 
 /// Whether a published object is live now (`isPublished` and not past `publishDown`).
-fn live(v: &Value, now: OffsetDateTime) -> bool {
+fn live(v: &Value, now: Timestamp) -> bool {
     truthy(v.get("isPublished")) && time_of(v, "publishDown").is_none_or(|d| d > now)
 }
 
@@ -336,17 +336,8 @@ fn where_clauses(clauses: &[(&str, &str, String)]) -> Vec<(String, String)> {
 }
 
 /// Mautic's `where` wants `Y-m-d H:i:s` (UTC).
-fn sql_time(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+fn sql_time(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 #[async_trait]
@@ -374,7 +365,7 @@ impl Probe for AuthProbe {
 impl Probe for NurtureProbe {
     async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
         let m = Mautic::new(ctx, &self.0.base_url, self.0.auth)?;
-        let now = OffsetDateTime::now_utc();
+        let now = Timestamp::now();
         let listing = m
             .list(
                 "/api/campaigns",
@@ -446,7 +437,7 @@ impl Probe for FlowErrorsProbe {
     async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
         let m = Mautic::new(ctx, &self.0.base_url, self.0.auth)?;
         let window = Duration::from_secs(u64::from(self.0.window_hours) * 3600);
-        let since = OffsetDateTime::now_utc() - window;
+        let since = crate::time::ago(Timestamp::now(), window);
         let path = "/api/contacts/activity";
         let mut errors = Vec::new();
         let mut page = 1u64;
@@ -492,7 +483,7 @@ impl Probe for SegmentProbe {
     async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
         let p = &self.0;
         let m = Mautic::new(ctx, &p.base_url, p.auth)?;
-        let now = OffsetDateTime::now_utc();
+        let now = Timestamp::now();
         let window = Duration::from_secs(u64::from(p.window_hours) * 3600);
         let listing = m.list("/api/segments", "lists", &[]).await?;
         let mut watched = Vec::new();
@@ -552,7 +543,7 @@ impl Probe for ScoringProbe {
     async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
         let p = &self.0;
         let m = Mautic::new(ctx, &p.base_url, p.auth)?;
-        let now = OffsetDateTime::now_utc();
+        let now = Timestamp::now();
         let window = Duration::from_secs(u64::from(p.window_days) * 86_400);
         let actions = m.list("/api/points", "points", &[]).await?;
         let triggers = m.list("/api/points/triggers", "triggers", &[]).await?;
@@ -634,7 +625,7 @@ impl Probe for UnsubscribeProbe {
 impl Probe for EmailAssetsProbe {
     async fn run(&self, ctx: &ProbeContext) -> Result<Measurement, ProbeError> {
         let m = Mautic::new(ctx, &self.0.base_url, self.0.auth)?;
-        let now = OffsetDateTime::now_utc();
+        let now = Timestamp::now();
         let listing = m
             .list(
                 "/api/campaigns",

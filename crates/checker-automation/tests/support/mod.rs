@@ -240,6 +240,6 @@ pub async fn run(
 
 /// RFC 3339 instant `hours` ago.
 pub fn hours_ago(hours: f64) -> String {
-    let t = time::OffsetDateTime::now_utc() - Duration::from_secs_f64(hours * 3600.0);
+    let t = jiff::Timestamp::now() - Duration::from_secs_f64(hours * 3600.0);
     funnelgate_checker_automation::time::format(t)
 }

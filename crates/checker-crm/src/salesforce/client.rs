@@ -1,12 +1,21 @@
 //! Salesforce REST client: a pinned API version (`/services/data/vNN.N/`), `limits`, sObject
 //! `describe`, SOQL `query` paged through `nextRecordsUrl`, the `Sforce-Limit-Info` budget header
 //! (calls stop when less than the reserve is left), and two ways to authenticate: an access token,
+//!
+//! Paced to Salesforce's published API limits ("API Request Limits and Allocations"): the org's
+//! rolling 24-hour request allocation, reported on every reply as `Sforce-Limit-Info:
+//! api-usage=used/max`, is remembered per org across probe runs (for [`BUDGET_MEMORY`]), so a run
+//! stops before its first call once the org is under the reserve; and at most
+//! [`MAX_CONCURRENT_CALLS_PER_ORG`] calls are in flight per org from this process (Salesforce
+//! counts concurrent long-running requests per org: 25 in production orgs, 5 in Developer
+//! Edition and trial orgs; Salesforce publishes no per-second burst limit for the REST API).
+//!
 //! or OAuth's refresh-token flow (`POST /services/oauth2/token`, the access token cached per
 //! connected app and refresh token until it is rejected, refreshed once on 401).
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use funnelgate_checker_sdk::vendor_http::bearer;
@@ -24,6 +33,32 @@ pub(crate) const VENDOR: &str = "salesforce";
 pub const QUERY_RECORD_CAP: u64 = 50_000;
 /// The permission every call needs.
 const API_SCOPE: &str = "api (OAuth scope) with the API Enabled user permission";
+/// Calls in flight at once per org from this process: the smallest concurrent-request limit
+/// Salesforce publishes (5, Developer Edition and trial orgs; 25 in production).
+pub const MAX_CONCURRENT_CALLS_PER_ORG: usize = 5;
+/// How long an org's last reported API usage is trusted before a run calls again to refresh it
+/// (the allocation is a rolling 24-hour window, so usage under the reserve recovers slowly).
+pub const BUDGET_MEMORY: Duration = Duration::from_secs(15 * 60);
+
+/// What this process knows of one org (keyed by instance URL).
+struct Org {
+    calls: Arc<tokio::sync::Semaphore>,
+    budget: Option<(Budget, Instant)>,
+}
+
+fn orgs() -> &'static Mutex<HashMap<String, Org>> {
+    static ORGS: OnceLock<Mutex<HashMap<String, Org>>> = OnceLock::new();
+    ORGS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn with_org<T>(instance: &str, f: impl FnOnce(&mut Org) -> T) -> T {
+    let mut map = orgs().lock().unwrap_or_else(|p| p.into_inner());
+    let org = map.entry(instance.to_string()).or_insert_with(|| Org {
+        calls: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS_PER_ORG)),
+        budget: None,
+    });
+    f(org)
+}
 
 /// Connection settings shared by every Salesforce kind.
 #[derive(Clone, Debug)]
@@ -258,9 +293,19 @@ impl Salesforce {
         }
     }
 
-    /// The API budget as last reported by `Sforce-Limit-Info: api-usage=used/max`.
+    /// The API budget as last reported by `Sforce-Limit-Info: api-usage=used/max` in this run.
     pub fn budget(&self) -> Option<Budget> {
         self.budget.lock().ok().and_then(|b| b.clone())
+    }
+
+    /// This run's budget, or the org's as a recent run saw it.
+    fn known_budget(&self) -> Option<Budget> {
+        self.budget().or_else(|| {
+            with_org(&self.instance, |o| match &o.budget {
+                Some((b, at)) if at.elapsed() < BUDGET_MEMORY => Some(b.clone()),
+                _ => None,
+            })
+        })
     }
 
     fn record_budget(&self, headers: &HeaderMap) {
@@ -277,16 +322,20 @@ impl Salesforce {
             && let (Ok(used), Ok(max)) = (used.trim().parse::<u64>(), max.trim().parse::<u64>())
             && let Ok(mut b) = self.budget.lock()
         {
-            *b = Some(Budget {
+            let budget = Budget {
                 remaining: max.saturating_sub(used),
                 max,
                 label: "daily API request".into(),
+            };
+            with_org(&self.instance, |o| {
+                o.budget = Some((budget.clone(), Instant::now()));
             });
+            *b = Some(budget);
         }
     }
 
     fn check_reserve(&self, what: &str) -> Result<(), ProbeError> {
-        let Some(b) = self.budget() else {
+        let Some(b) = self.known_budget() else {
             return Ok(());
         };
         if b.max > 0 && (b.remaining as f64 * 100.0 / b.max as f64) < self.reserve_percent {
@@ -310,7 +359,12 @@ impl Salesforce {
         self.check_reserve(what)?;
         let url = join(&self.instance, path);
         let mut refreshed = false;
+        let calls = with_org(&self.instance, |o| Arc::clone(&o.calls));
         loop {
+            // Held for the call and its retries: the org's concurrency limit counts them all.
+            let _slot = calls.acquire().await.map_err(|_| {
+                ProbeError::permanent(format!("salesforce: {what}: the call limiter was closed"))
+            })?;
             let token = self.access_token(false).await?;
             let auth = bearer(&token)?;
             let r = call(

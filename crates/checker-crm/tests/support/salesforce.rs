@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -54,6 +55,11 @@ pub struct SfState {
     pub cursors: HashMap<String, (Vec<Value>, usize)>,
     pub faults: Faults,
     pub log: Vec<Recorded>,
+    /// How long every reply takes (to observe concurrency).
+    pub latency: Duration,
+    /// Requests being answered now, and the most at once.
+    pub in_flight: usize,
+    pub max_in_flight: usize,
 }
 
 impl Default for SfState {
@@ -70,6 +76,9 @@ impl Default for SfState {
             cursors: HashMap::new(),
             faults: Faults::default(),
             log: Vec::new(),
+            latency: Duration::ZERO,
+            in_flight: 0,
+            max_in_flight: 0,
         }
     }
 }
@@ -179,6 +188,25 @@ fn form(body: &[u8]) -> BTreeMap<String, String> {
 
 async fn handle(
     State(state): State<Arc<Mutex<SfState>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
+    let latency = {
+        let mut s = state.lock().unwrap();
+        s.in_flight += 1;
+        s.max_in_flight = s.max_in_flight.max(s.in_flight);
+        s.latency
+    };
+    tokio::time::sleep(latency).await;
+    let r = answer(state.clone(), method, uri, headers, body).await;
+    state.lock().unwrap().in_flight -= 1;
+    r
+}
+
+async fn answer(
+    state: Arc<Mutex<SfState>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
