@@ -87,6 +87,15 @@ if [ "$provision" = 1 ]; then
       || die "pip install failed"
     echo "$want" > "$stamp"
   fi
+  # The official Pipedrive client (npm, pinned by its package-lock.json) for the CRM fidelity test.
+  pd_fidelity=crates/checker-crm/tests/fidelity/pipedrive
+  if [ ! -f "$pd_fidelity/node_modules/.package-lock.json" ] \
+      || ! cmp -s "$pd_fidelity/package-lock.json" "$pd_fidelity/.installed-lock.json"; then
+    command -v npm >/dev/null || die "npm is missing (see scripts/debian-packages.txt)"
+    log "installing the official Pipedrive client into $pd_fidelity"
+    (cd "$pd_fidelity" && npm ci --no-audit --no-fund --ignore-scripts --silent) || die "npm ci failed in $pd_fidelity"
+    cp "$pd_fidelity/package-lock.json" "$pd_fidelity/.installed-lock.json"
+  fi
 fi
 
 # ---- Real peers: PostgreSQL and MariaDB --------------------------------------------------------
@@ -125,7 +134,7 @@ mariadb -h 127.0.0.1 -P 3306 -u root -e 'create database if not exists test' \
   || die "cannot create MariaDB database 'test'"
 
 # ---- Tools the tests start themselves -----------------------------------------------------------
-for tool in /usr/sbin/nsd /usr/bin/prometheus openssl; do
+for tool in /usr/sbin/nsd /usr/bin/prometheus openssl node; do
   command -v "$tool" >/dev/null || die "$tool is missing (see scripts/debian-packages.txt)"
 done
 .venv/bin/python -c 'import checkdmarc, hubspot, simple_salesforce, grpc, aiosmtpd' \

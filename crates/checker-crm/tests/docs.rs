@@ -421,8 +421,12 @@ fn readme(docs: &[KindDoc]) -> String {
          (`search_interval_ms`, default 200 ms: HubSpot allows about five per second) and paged 200 at a time; \
          a search query stops at 10,000 results, so counts use search `total`s (`limit=1`) and record scans cap \
          at `max_records` ≤ 10,000, saying so in the message when the cap is reached.\n\
-         - **Salesforce**: `Sforce-Limit-Info: api-usage=used/max` is read on every reply with the same \
-         reserve. Queries page through `nextRecordsUrl` up to `max_records`; aggregate queries return at most \
+         - **Salesforce**: `Sforce-Limit-Info: api-usage=used/max` (the org's rolling 24-hour API request \
+         allocation) is read on every reply with the same reserve, and remembered per org for 15 minutes \
+         across probe runs, so once the org is under the reserve the next run stops before its first call. \
+         Salesforce publishes no per-second limit for the REST API but counts concurrent long-running \
+         requests per org (25 in production, 5 in Developer Edition and trial orgs): a checker keeps at most \
+         5 calls in flight per org, however many Salesforce probes run at once. Queries page through `nextRecordsUrl` up to `max_records`; aggregate queries return at most \
          2,000 groups.\n\
          - **Pipedrive** (API v2; v1 only for `users/me`, the field lists and the Leads Inbox): v2 lists page \
          by cursor (`next_cursor`, 500 per call), v1 lists by `start`; both newest first, stopping at the \

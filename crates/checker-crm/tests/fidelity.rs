@@ -1,6 +1,6 @@
 //! Fidelity of the local vendor servers: the vendors' official client libraries
 //! (`hubspot-api-client`, `simple-salesforce`) must parse their replies, including paging and
-//! error replies. Runs `tests/fidelity/check_clients.py` with the repository's virtualenv
+//! error replies and the Salesforce UI API's picklist values the pipeline kind reads. Runs `tests/fidelity/check_clients.py` with the repository's virtualenv
 //! (`FUNNELGATE_PYTHON`, default `<repo>/.venv/bin/python`) and fails loudly when it is missing.
 
 #![allow(clippy::unwrap_used)]
@@ -32,7 +32,7 @@ fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fidelity/check_clients.py")
 }
 
-async fn run_script(args: &[String]) {
+async fn run_script(args: &[String]) -> String {
     let py = python();
     assert!(
         py.exists(),
@@ -57,6 +57,7 @@ async fn run_script(args: &[String]) {
         "{stdout}\n{stderr}"
     );
     println!("{stdout}");
+    stdout.into_owned()
 }
 
 use support::salesforce::{Answer, SESSION, SalesforceMock, SfState, describe, record};
@@ -189,16 +190,33 @@ async fn simple_salesforce_parses_the_local_salesforce() {
         "Opportunity".into(),
         describe("Opportunity", &[("Amount", "currency", &[])]),
     );
+    // The UI API reply the pipeline kind reads per sales process (record type).
+    state.stage_values.insert(
+        "012000000000001AAA".into(),
+        vec![
+            "Prospecting".into(),
+            "Negotiation".into(),
+            "Closed Won".into(),
+        ],
+    );
     let m = SalesforceMock::start(state).await;
-    run_script(&[
+    let out = run_script(&[
         "--salesforce".into(),
         m.base(),
         "--salesforce-session".into(),
         SESSION.into(),
         "--salesforce-version".into(),
         "60.0".into(),
+        "--salesforce-record-type".into(),
+        "012000000000001AAA".into(),
     ])
     .await;
+    assert!(
+        out.contains(r#"stage values: ["Prospecting", "Negotiation", "Closed Won"]"#),
+        "{out}"
+    );
+    assert!(m.log().iter().any(|r| r.path
+        == "/services/data/v60.0/ui-api/object-info/Opportunity/picklist-values/012000000000001AAA/StageName"));
     // simple-salesforce pinned the same version the probes pin, and sent the session as Bearer.
     let log = m.log();
     assert!(
@@ -215,4 +233,108 @@ async fn simple_salesforce_parses_the_local_salesforce() {
     assert!(log.iter().any(
         |r| r.header("authorization").as_deref() == Some(format!("Bearer {SESSION}").as_str())
     ));
+}
+
+fn pipedrive_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fidelity/pipedrive")
+}
+
+/// A deal as the official client's v2 `Deal` model declares it (`channel` is the numeric id of
+/// the "Source channel" option).
+fn pd_deal(id: u64, hours: f64) -> serde_json::Value {
+    json!({ "id": id, "title": format!("Deal {id}"), "owner_id": 1, "person_id": null, "org_id": null,
+            "pipeline_id": 1, "stage_id": 11, "value": 100, "currency": "EUR",
+            "add_time": support::hours_ago(hours), "update_time": support::hours_ago(hours),
+            "stage_change_time": null, "is_deleted": false, "is_archived": false, "status": "open",
+            "probability": null, "lost_reason": null, "visible_to": 3, "close_time": null,
+            "won_time": null, "lost_time": null, "expected_close_date": null, "label_ids": [],
+            "origin": "ManuallyCreated", "origin_id": null, "channel": 7, "channel_id": null,
+            "source_lead_id": null, "custom_fields": {} })
+}
+
+/// The local Pipedrive's API v2 replies (deals, persons, pipelines, stages; cursor paging through
+/// `additional_data.next_cursor`) as the official Pipedrive client (npm `pipedrive`) reads them,
+/// type-checked against that client's v2 models. Needs node and the packages of
+/// `tests/fidelity/pipedrive/package.json` (`npm ci` there; `scripts/test.sh` provisions them).
+#[tokio::test]
+async fn official_pipedrive_client_reads_the_local_v2_replies() {
+    use support::pipedrive::{PdState, PipedriveMock, TOKEN};
+    support::init();
+    let dir = pipedrive_dir();
+    assert!(
+        dir.join("node_modules/pipedrive/package.json").exists()
+            && dir.join("node_modules/typescript/package.json").exists(),
+        "the official pipedrive client is not installed: run `npm ci` in {} (scripts/test.sh does)",
+        dir.display()
+    );
+    let mut lists = HashMap::new();
+    lists.insert(
+        "/api/v2/deals".to_string(),
+        (1..=5).map(|i| pd_deal(i, i as f64)).collect::<Vec<_>>(),
+    );
+    lists.insert(
+        "/api/v2/persons".to_string(),
+        (1..=3)
+            .map(|i| {
+                json!({ "id": i, "name": format!("P{i}"), "first_name": "P", "last_name": format!("{i}"),
+                        "owner_id": 1, "add_time": support::hours_ago(1.0),
+                        "update_time": support::hours_ago(1.0), "is_deleted": false, "visible_to": 3,
+                        "emails": [{ "value": format!("p{i}@acme.io"), "primary": true, "label": "work" }],
+                        "phones": [], "label_ids": [], "custom_fields": {} })
+            })
+            .collect(),
+    );
+    lists.insert(
+        "/api/v2/pipelines".to_string(),
+        vec![
+            json!({ "id": 1, "name": "Sales", "order_nr": 1, "is_deleted": false,
+                     "is_deal_probability_enabled": false, "add_time": support::hours_ago(500.0),
+                     "update_time": support::hours_ago(500.0) }),
+        ],
+    );
+    let state = PdState {
+        lists,
+        stages: (11..=13)
+            .map(|id| {
+                json!({ "id": id, "order_nr": id - 10, "name": format!("Stage {id}"), "is_deleted": false,
+                        "deal_probability": 50, "pipeline_id": 1, "is_deal_rot_enabled": false,
+                        "days_to_rotten": null, "add_time": support::hours_ago(500.0),
+                        "update_time": support::hours_ago(500.0) })
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let m = PipedriveMock::start(state).await;
+    let out = tokio::process::Command::new("node")
+        .arg(dir.join("check_v2.js"))
+        .args([m.base(), TOKEN.to_string(), "2".to_string()])
+        .current_dir(&dir)
+        .output()
+        .await
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("all pipedrive v2 fidelity checks passed"),
+        "{stdout}\n{stderr}"
+    );
+    // The client paged through next_cursor: 3 pages of deals, 2 of persons.
+    assert!(
+        stdout.contains(r#""deals":{"pages":3,"items":5}"#)
+            && stdout.contains(r#""persons":{"pages":2,"items":3}"#),
+        "{stdout}"
+    );
+    let log = m.log();
+    assert!(
+        log.iter().all(|r| r.path.starts_with("/api/v2/")),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .all(|r| r.header("x-api-token").as_deref() == Some(TOKEN))
+    );
+    assert!(
+        log.iter()
+            .any(|r| r.path == "/api/v2/deals" && r.query.contains_key("cursor"))
+    );
 }

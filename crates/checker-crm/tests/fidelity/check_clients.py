@@ -144,7 +144,7 @@ def hubspot_checks(base, token):
     check("hubspot error replies", error_replies)
 
 
-def salesforce_checks(base, session, version):
+def salesforce_checks(base, session, version, record_type=None):
     import requests
     from requests.adapters import HTTPAdapter
     from simple_salesforce import Salesforce
@@ -201,7 +201,34 @@ def salesforce_checks(base, session, version):
         except SalesforceResourceNotFound:
             pass
 
+    def ui_api_stage_values():
+        # The reply the CRM kinds read per sales process: the UI API's picklist values of
+        # Opportunity.StageName for one record type ("Picklist Values" response body: the
+        # controller values map, the default value, eTag, url and the values, each with
+        # attributes, label, validFor and value).
+        path = f"ui-api/object-info/Opportunity/picklist-values/{record_type}/StageName"
+        r = sf.restful(path)
+        expect(isinstance(r, dict), "picklist values reply is an object")
+        expect(set(r) == {"controllerValues", "defaultValue", "eTag", "url", "values"}, f"picklist values keys: {sorted(r)}")
+        expect(isinstance(r["controllerValues"], dict), "controllerValues is a map")
+        expect(isinstance(r["eTag"], str) and r["eTag"], "eTag")
+        expect(r["url"] == f"/services/data/v{version}/{path}", f"url: {r['url']}")
+        expect(r["defaultValue"] is None or set(r["defaultValue"]) == {"attributes", "label", "validFor", "value"}, "defaultValue")
+        expect(isinstance(r["values"], list) and r["values"], "values")
+        for v in r["values"]:
+            expect(set(v) == {"attributes", "label", "validFor", "value"}, f"picklist value keys: {sorted(v)}")
+            expect(isinstance(v["value"], str) and isinstance(v["label"], str), "value and label are strings")
+            expect(isinstance(v["validFor"], list) and all(isinstance(i, int) for i in v["validFor"]), "validFor is a list of indexes")
+        print("stage values: " + json.dumps([v["value"] for v in r["values"]]))
+        try:
+            sf.restful("ui-api/object-info/Opportunity/picklist-values/012000000000000AAA/StageName")
+            raise AssertionError("unknown record type accepted")
+        except SalesforceResourceNotFound:
+            pass
+
     check("salesforce limits", limits)
+    if record_type:
+        check("salesforce ui api stage values", ui_api_stage_values)
     check("salesforce describe", describe)
     check("salesforce query paging", query_paging)
     check("salesforce error replies", error_replies)
@@ -214,13 +241,14 @@ def main():
     p.add_argument("--salesforce")
     p.add_argument("--salesforce-session")
     p.add_argument("--salesforce-version", default="60.0")
+    p.add_argument("--salesforce-record-type")
     a = p.parse_args()
     if not a.hubspot and not a.salesforce:
         p.error("nothing to check")
     if a.hubspot:
         hubspot_checks(a.hubspot, a.hubspot_token)
     if a.salesforce:
-        salesforce_checks(a.salesforce, a.salesforce_session, a.salesforce_version)
+        salesforce_checks(a.salesforce, a.salesforce_session, a.salesforce_version, a.salesforce_record_type)
     if failures:
         print(f"{len(failures)} fidelity check(s) failed: {', '.join(failures)}")
         sys.exit(1)

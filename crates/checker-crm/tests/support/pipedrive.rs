@@ -290,13 +290,15 @@ fn route_v2(
         .get(start..end)
         .map(<[Value]>::to_vec)
         .unwrap_or_default();
-    let next = if end < items.len() {
-        json!(format!("eyJvZmZzZXQiOi{end}"))
+    // The last page carries no `next_cursor` (the official client's v2 models declare it a
+    // string, never null).
+    let additional = if end < items.len() {
+        json!({ "next_cursor": format!("eyJvZmZzZXQiOi{end}") })
     } else {
-        Value::Null
+        json!({})
     };
     json_response(
         200,
-        &json!({ "success": true, "data": data, "additional_data": { "next_cursor": next } }),
+        &json!({ "success": true, "data": data, "additional_data": additional }),
     )
 }
