@@ -70,6 +70,71 @@ pub struct SpfParams {
     /// `/etc/resolv.conf`, else 1.1.1.1 and 8.8.8.8.
     #[serde(default)]
     pub nameservers: Vec<String>,
+    /// Take the sending IPs (besides `ips`) from the ESP's own API at every run, with the
+    /// vendor credentials in the probe's `secret`, e.g.
+    /// `ips_from = { vendor = "amazon-ses", region = "eu-west-1" }`. Each IP it lists is evaluated
+    /// like those in `ips`; an account the ESP lists no sending IP for is ERROR (its mail leaves
+    /// from the ESP's shared IPs, which its API does not list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ips_from: Option<IpsFrom>,
+}
+
+/// An ESP whose API lists an account's sending IPs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum EspVendor {
+    /// Amazon SES v2 `GetDedicatedIps` (`GET /v2/email/dedicated-ips`, every page): the
+    /// account's dedicated IPs in `region`. Secret: the same AWS credentials JSON as the
+    /// `ses.*` kinds.
+    #[serde(rename = "amazon-ses")]
+    AmazonSes,
+}
+
+/// Where `dns.spf` takes sending IPs from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IpsFrom {
+    /// The ESP: `amazon-ses`.
+    pub vendor: EspVendor,
+    /// AWS region of the SES account, e.g. `eu-west-1` (dedicated IPs are per region).
+    pub region: String,
+    /// Only the IPs of this dedicated IP pool (SES `PoolName`). Default: every dedicated IP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    /// API endpoint; default `https://email.<region>.amazonaws.com`. Plain http is accepted only
+    /// for a loopback address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+}
+
+/// The sending IPs the ESP lists, parsed.
+async fn esp_ips(
+    ctx: &ProbeContext,
+    from: &IpsFrom,
+) -> Result<(Vec<std::net::IpAddr>, String), ProbeError> {
+    let (vendor, raw) = match from.vendor {
+        EspVendor::AmazonSes => (
+            format!("amazon-ses {}", from.region),
+            crate::vendors::ses::dedicated_ips(
+                ctx,
+                "dns.spf",
+                &from.region,
+                from.endpoint.as_deref(),
+                from.pool.as_deref(),
+            )
+            .await?,
+        ),
+    };
+    let ips = raw
+        .iter()
+        .map(|s| {
+            s.trim().parse::<std::net::IpAddr>().map_err(|_| {
+                ProbeError::permanent(format!(
+                    "`ips_from`: {vendor} listed `{s}`, which is not an ip address"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((ips, vendor))
 }
 
 struct SpfProbe {
@@ -159,12 +224,41 @@ impl Probe for SpfProbe {
         let mut findings = r.findings.clone();
         let mut evidence = Vec::new();
         let mut summary = spf::summary(&r);
-        if !self.ips.is_empty() {
+        let mut ips = self.ips.clone();
+        if let Some(from) = &self.params.ips_from {
+            let (listed, vendor) = esp_ips(ctx, from).await?;
+            if listed.is_empty() {
+                return Err(ProbeError::permanent(format!(
+                    "`ips_from`: {vendor} lists no sending IP for this account{}: its mail leaves from the ESP's shared IPs, which its API does not list; authorise the ESP's include in the SPF record of the MAIL FROM domain and list known IPs in `ips`",
+                    from.pool
+                        .as_deref()
+                        .map(|p| format!(" (pool `{p}`)"))
+                        .unwrap_or_default()
+                )));
+            }
+            evidence.push((
+                "ips_from".to_string(),
+                format!(
+                    "{vendor}: {}",
+                    listed
+                        .iter()
+                        .map(|i| i.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+            for ip in listed {
+                if !ips.contains(&ip) {
+                    ips.push(ip);
+                }
+            }
+        }
+        if !ips.is_empty() {
             let passing =
-                evaluate_ips(&dns, &self.params, &self.ips, &mut findings, &mut evidence).await?;
+                evaluate_ips(&dns, &self.params, &ips, &mut findings, &mut evidence).await?;
             summary.push_str(&format!(
                 "; {passing} of {} sending IPs pass check_host()",
-                self.ips.len()
+                ips.len()
             ));
         }
         let mut m = measurement(Some(r.dns_lookups as f64), "count", summary, &findings);
@@ -203,11 +297,23 @@ impl Probe for SpfProbe {
 pub fn spf_factory() -> impl ProbeFactory {
     TypedFactory::<SpfParams, _>::new(
         "dns.spf",
-        "SPF record of a sending domain: one record, valid syntax, at most 10 DNS lookups and 2 void lookups (RFC 7208), ending in -all or ~all; with `ips`, RFC 7208 check_host() must give pass for each sending IP",
+        "SPF record of a sending domain: one record, valid syntax, at most 10 DNS lookups and 2 void lookups (RFC 7208), ending in -all or ~all; with `ips` (or `ips_from` the ESP's API), RFC 7208 check_host() must give pass for each sending IP",
         "count",
         |mut p: SpfParams| {
             p.domain = validate_domain("domain", &p.domain)?;
             check_nameservers(&p.nameservers)?;
+            if let Some(from) = &p.ips_from {
+                match from.vendor {
+                    EspVendor::AmazonSes => crate::vendors::ses::check_api_params(
+                        "dns.spf",
+                        &from.region,
+                        from.endpoint.as_deref(),
+                    )
+                    .map_err(|e| {
+                        ProbeError::params(e.message.replace("`region`", "`ips_from.region`"))
+                    })?,
+                }
+            }
             let ips = p
                 .ips
                 .iter()

@@ -8,6 +8,10 @@
 #[path = "vendors/support/mod.rs"]
 mod support;
 
+/// The nsd the DNS tests use (for `dns.spf`'s `ips_from`).
+#[path = "common/mod.rs"]
+mod common;
+
 #[path = "vendors/conformance.rs"]
 mod conformance;
 #[path = "vendors/harness.rs"]

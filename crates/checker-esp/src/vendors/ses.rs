@@ -84,8 +84,18 @@ pub const READS_EVENT_DESTINATIONS: &[&str] = &[
     "EventDestinations[].KinesisFirehoseDestination.DeliveryStreamArn",
 ];
 
+/// `GET /v2/email/dedicated-ips` (GetDedicatedIps): the account's dedicated sending IPs, for
+/// `dns.spf`'s `ips_from`.
+pub const READS_DEDICATED_IPS: &[&str] = &["DedicatedIps[].Ip", "NextToken"];
+
 /// Every SES operation the adapter calls and what it reads from each.
 pub const READ_CONTRACTS: &[ReadContract] = &[
+    ReadContract {
+        vendor: VENDOR,
+        operation: "GET /v2/email/dedicated-ips",
+        fields: READS_DEDICATED_IPS,
+        reencode: reencode::<DedicatedIps>,
+    },
     ReadContract {
         vendor: VENDOR,
         operation: "GET /v2/email/account",
@@ -111,6 +121,70 @@ pub const READ_CONTRACTS: &[ReadContract] = &[
         reencode: reencode::<MetricData>,
     },
 ];
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct DedicatedIps {
+    #[serde(default)]
+    dedicated_ips: Vec<DedicatedIp>,
+    next_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct DedicatedIp {
+    ip: String,
+}
+
+/// Check a region and endpoint override as the SES kinds do (for kinds that call SES too).
+pub fn check_api_params(
+    kind: &str,
+    region: &str,
+    endpoint_override: Option<&str>,
+) -> Result<(), ProbeError> {
+    Api::new(kind, region, endpoint_override).map(|_| ())
+}
+
+/// Most pages of dedicated IPs read (100 per page).
+const MAX_DEDICATED_IP_PAGES: usize = 50;
+
+/// The account's dedicated sending IPs in `region` (only those of `pool` when given), every page
+/// of `GetDedicatedIps`, signed with the AWS credentials of the probe's secret. Accounts on SES's
+/// shared IPs have none: then the list is empty.
+pub async fn dedicated_ips(
+    ctx: &ProbeContext,
+    kind: &str,
+    region: &str,
+    endpoint_override: Option<&str>,
+    pool: Option<&str>,
+) -> Result<Vec<String>, ProbeError> {
+    let api = Api::new(kind, region, endpoint_override)?;
+    let what = "GET /v2/email/dedicated-ips";
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..MAX_DEDICATED_IP_PAGES {
+        let mut url = endpoint(&api.base, &["v2", "email", "dedicated-ips"]);
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("PageSize", "100");
+            if let Some(p) = pool {
+                q.append_pair("PoolName", p);
+            }
+            if let Some(t) = &token {
+                q.append_pair("NextToken", t);
+            }
+        }
+        let page: DedicatedIps = api.call(ctx, Method::GET, what, url, None).await?.body;
+        out.extend(page.dedicated_ips.into_iter().map(|d| d.ip));
+        match page.next_token.filter(|t| !t.is_empty()) {
+            Some(t) => token = Some(t),
+            None => return Ok(out),
+        }
+    }
+    Err(ProbeError::permanent(format!(
+        "{VENDOR}: {what}: more than {MAX_DEDICATED_IP_PAGES} pages of dedicated IPs; name a `pool`"
+    )))
+}
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]

@@ -727,3 +727,109 @@ async fn every_kind_maps_every_failure_mode() {
         .await;
     }
 }
+
+fn dedicated_ip(ip: &str, status: &str, percent: i64) -> Value {
+    json!({"Ip": ip, "WarmupStatus": status, "WarmupPercentage": percent, "PoolName": "marketing"})
+}
+
+/// `dns.spf` with `ips_from` SES: the sending IPs come from GetDedicatedIps (every page, signed,
+/// the pool asked for), and each is evaluated with RFC 7208 check_host() against the zone the
+/// local nsd serves (`spf-ok.test`: `v=spf1 ip4:192.0.2.0/24 include:_spf.provider.test ~all`).
+#[tokio::test]
+async fn dns_spf_evaluates_the_dedicated_ips_ses_lists() {
+    let m = mock(false, |s: &Seen| match s.query("NextToken").first() {
+        None => Reply::json(
+            200,
+            json!({"DedicatedIps": [dedicated_ip("192.0.2.10", "DONE", 100)], "NextToken": "page-2"}),
+        ),
+        Some(_) => Reply::json(
+            200,
+            json!({"DedicatedIps": [dedicated_ip("203.0.113.5", "IN_PROGRESS", 40)]}),
+        ),
+    })
+    .await;
+    let params = json!({
+        "domain": "spf-ok.test",
+        "nameservers": crate::common::nsd().nameservers(),
+        "ips": ["198.51.100.7"],
+        "ips_from": {"vendor": "amazon-ses", "region": REGION, "endpoint": m.url, "pool": "marketing"},
+    });
+    let r = Run::new("dns.spf", params)
+        .secret("SES", creds_json(false))
+        .go()
+        .await
+        .unwrap();
+    assert_verdict(&r, ProbeStatus::Fail);
+    assert_eq!(r.evidence["check_host.198.51.100.7"], "pass");
+    assert_eq!(r.evidence["check_host.192.0.2.10"], "pass");
+    assert_eq!(
+        r.evidence["check_host.192.0.2.10.mechanism"],
+        "ip4:192.0.2.0/24 (in the record of spf-ok.test)"
+    );
+    assert_eq!(r.evidence["check_host.203.0.113.5"], "softfail");
+    assert_eq!(
+        r.evidence["ips_from"],
+        "amazon-ses eu-west-1: 192.0.2.10, 203.0.113.5"
+    );
+    assert!(
+        r.message.contains("2 of 3 sending IPs pass"),
+        "{}",
+        r.message
+    );
+    assert!(
+        r.message.contains("203.0.113.5 gets softfail"),
+        "{}",
+        r.message
+    );
+    let seen = m.seen();
+    assert_eq!(seen.len(), 2, "both pages read");
+    assert!(seen.iter().all(|s| s.query("PoolName") == ["marketing"]));
+    assert_eq!(seen[1].query("NextToken"), ["page-2"]);
+    m.assert_contract();
+
+    // An account on SES's shared IPs lists none: the question cannot be answered from the API.
+    let m = mock(false, |_| Reply::json(200, json!({"DedicatedIps": []}))).await;
+    let params = json!({
+        "domain": "spf-ok.test",
+        "nameservers": crate::common::nsd().nameservers(),
+        "ips_from": {"vendor": "amazon-ses", "region": REGION, "endpoint": m.url},
+    });
+    let e = Run::new("dns.spf", params.clone())
+        .secret("SES", creds_json(false))
+        .go()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ProbeErrorKind::Permanent, "{e}");
+    assert!(e.message.contains("lists no sending IP"), "{e}");
+    // The vendor's failures are the probe's, with the vendor named; no secret, no call.
+    let e = Run::new("dns.spf", params.clone()).go().await.unwrap_err();
+    assert_eq!(e.kind, ProbeErrorKind::InvalidParams, "{e}");
+    m.assert_contract();
+    let m = mock(false, |_| {
+        Reply::json(
+            403,
+            json!({"message": "not authorized to perform ses:GetDedicatedIps"}),
+        )
+    })
+    .await;
+    let mut params = params;
+    params["ips_from"]["endpoint"] = json!(m.url);
+    let e = Run::new("dns.spf", params)
+        .secret("SES", creds_json(false))
+        .go()
+        .await
+        .unwrap_err();
+    assert!(
+        e.message.contains("ses") && e.message.contains("403"),
+        "{e}"
+    );
+    // A bad region is refused when the config is loaded.
+    let e = Run::new(
+        "dns.spf",
+        json!({"domain": "spf-ok.test", "ips_from": {"vendor": "amazon-ses", "region": "EU WEST"}}),
+    )
+    .go()
+    .await
+    .unwrap_err();
+    assert!(e.message.contains("ips_from.region"), "{e}");
+}

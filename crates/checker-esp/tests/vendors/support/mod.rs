@@ -112,7 +112,13 @@ impl Run {
 
     /// Build the probe (params errors surface here) and run it once.
     pub async fn go(self) -> Result<Measurement, ProbeError> {
-        let probe = registry().build(self.kind, &self.params)?;
+        // `dns.spf` calls a vendor too (`ips_from`); it is not a vendor kind.
+        let probe = if self.kind == "dns.spf" {
+            use funnelgate_checker_sdk::ProbeFactory;
+            funnelgate_checker_esp::kinds::spf_factory().build(&self.params)?
+        } else {
+            registry().build(self.kind, &self.params)?
+        };
         let mut spec = ProbeSpec::new("vendor-test", self.kind);
         spec.params = self.params.clone();
         spec.timeout = self.timeout.into();
