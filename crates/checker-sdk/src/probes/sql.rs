@@ -5,7 +5,8 @@
 //! - zero rows → NO_DATA; more than one row → ERROR; more than two columns → ERROR
 //! - read-only is enforced by the database, not by parsing SQL: PostgreSQL runs the query in a
 //!   `READ ONLY` transaction (and connects with `default_transaction_read_only = on`), MySQL and
-//!   MariaDB in a `READ ONLY` session, SQLite opens the file read-only with `query_only`
+//!   MariaDB in a `START TRANSACTION READ ONLY` transaction, both rolled back; SQLite opens the
+//!   file read-only with `query_only`
 //! - statement timeout = the probe's timeout (`statement_timeout`, `max_execution_time` on
 //!   MySQL, `max_statement_time` on MariaDB, a progress handler on SQLite); a query cancelled by
 //!   it is a permanent ERROR (retrying a query that outgrew its budget only loads the database)
