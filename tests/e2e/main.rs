@@ -7,6 +7,7 @@
 
 mod cli;
 mod cluster;
+mod dashboard;
 mod gate_semantics;
 mod ha;
 mod python;

@@ -151,7 +151,7 @@ fn authorization<T>(request: &Request<T>) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-fn reason(text: &str, required: bool) -> Result<String, ServiceError> {
+pub(crate) fn reason(text: &str, required: bool) -> Result<String, ServiceError> {
     let text = text.trim();
     if required && text.is_empty() {
         return Err(ServiceError::InvalidArgument(

@@ -22,6 +22,7 @@ pub mod auth;
 pub mod canonical;
 pub mod checkers;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod explain;
 pub mod follower;
