@@ -53,6 +53,8 @@ pub struct ApiState {
     pub watchers: AtomicUsize,
     /// Becomes true when the coordinator shuts down (ends watch streams).
     pub shutdown: watch::Receiver<bool>,
+    /// Notification sinks' health (the dashboard shows it).
+    pub notify: Arc<crate::notify::NotifyStatus>,
 }
 
 impl std::fmt::Debug for ApiState {

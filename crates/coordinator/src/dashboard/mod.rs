@@ -99,6 +99,7 @@ async fn view(
     Ok(Json(serde_json::json!({
         "decision": decision,
         "policy": policy,
+        "notifications": state.notify.json(&funnel),
     })))
 }
 
