@@ -10,6 +10,7 @@ mod cluster;
 mod dashboard;
 mod gate_semantics;
 mod ha;
+mod notify;
 mod python;
 mod quickstart;
 mod robustness;

@@ -40,7 +40,7 @@ enum Target {
         key: Secret,
     },
     Email {
-        transport: AsyncSmtpTransport<Tokio1Executor>,
+        transport: Box<AsyncSmtpTransport<Tokio1Executor>>,
         from: Mailbox,
         to: Vec<Mailbox>,
     },
@@ -185,7 +185,7 @@ impl Sink {
                 let from = smtp.from.parse::<Mailbox>().ok()?;
                 let to: Vec<Mailbox> = smtp.to.iter().filter_map(|t| t.parse().ok()).collect();
                 Some(Target::Email {
-                    transport: builder.build(),
+                    transport: Box::new(builder.build()),
                     from,
                     to,
                 })
