@@ -524,6 +524,22 @@ on = ["override", "state_change"]
         ) >= 1.0,
         "{m}"
     );
+    // The dashboard's data shows the failing sink, with the error and no secret.
+    let view: serde_json::Value = reqwest::get(format!("http://{}/v1/funnels/acme/view", c.http))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sink = &view["notifications"]["sinks"][0];
+    assert_eq!(sink["name"], "audit-hook", "{view}");
+    assert!(
+        sink["consecutive_failures"].as_u64().unwrap() >= 1,
+        "{sink}"
+    );
+    let error = sink["last_error"].as_str().unwrap();
+    assert!(error.starts_with("request failed"), "{error}");
+    assert!(!error.contains(URL_SECRET_PART), "{error}");
     // ... and the coordinator dies before it could deliver.
     c.coordinator.as_mut().unwrap().kill().unwrap();
     c.coordinator = None;
