@@ -61,7 +61,8 @@
         var data = null;
         try { data = text ? JSON.parse(text) : null; } catch (e) { data = { message: text }; }
         if (!r.ok) {
-          var msg = (data && (data.message || data.error)) || (r.status + " " + r.statusText);
+          // Errors are {"error": {"code", "message"}}.
+          var msg = (data && data.error && data.error.message) || (data && data.message) || (r.status + " " + r.statusText);
           throw new Error(msg);
         }
         return data;
