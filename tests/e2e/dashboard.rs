@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
+use chromiumoxide::cdp::browser_protocol::input::{DispatchKeyEventParams, DispatchKeyEventType};
 use chromiumoxide::cdp::browser_protocol::page::{CaptureScreenshotFormat, SetBypassCspParams};
 use chromiumoxide::page::ScreenshotParams;
 use chromiumoxide::{Browser, BrowserConfig, Page};
@@ -161,6 +162,24 @@ async fn axe(page: &Page, label: &str) {
         report["passes"].as_u64().unwrap() > 10,
         "axe ran no rules: {report}"
     );
+}
+
+/// Press Tab as a keyboard user would (a trusted key event, not a script).
+async fn tab(page: &Page) {
+    for kind in [DispatchKeyEventType::KeyDown, DispatchKeyEventType::KeyUp] {
+        page.execute(
+            DispatchKeyEventParams::builder()
+                .r#type(kind)
+                .key("Tab")
+                .code("Tab")
+                .windows_virtual_key_code(9)
+                .native_virtual_key_code(9)
+                .build()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    }
 }
 
 async fn sign_in(page: &Page, token: &str, expect_role: &str) {
@@ -343,6 +362,45 @@ async fn dashboard_renders_the_quickstart_updates_live_and_gates_operator_action
     assert_eq!(buttons, 0, "no token: no operator buttons");
     screenshot(&page, "funnel-page.png").await;
     axe(&page, "funnel-page").await;
+
+    // Keyboard: the first Tab lands on the skip link, visibly focused; the next ones reach the
+    // funnel list link and the token field in reading order.
+    let _: bool = js(
+        &page,
+        "() => { if (document.activeElement) document.activeElement.blur(); return true; }",
+    )
+    .await;
+    tab(&page).await;
+    let first: Vec<String> = js(
+        &page,
+        "() => { const e = document.activeElement; const s = getComputedStyle(e); return [e.className, e.innerText, s.outlineStyle, s.outlineWidth]; }",
+    )
+    .await;
+    assert_eq!(first[0], "skip", "{first:?}");
+    assert!(
+        first[2] != "none" && first[3] != "0px",
+        "no visible focus: {first:?}"
+    );
+    let mut order = Vec::new();
+    for _ in 0..4 {
+        tab(&page).await;
+        let id: String = js(
+            &page,
+            "() => document.activeElement.id || document.activeElement.getAttribute('href') || document.activeElement.tagName",
+        )
+        .await;
+        order.push(id);
+    }
+    assert_eq!(
+        order,
+        [
+            "/dashboard",
+            "/dashboard",
+            "/dashboard/funnels/acme",
+            "token"
+        ],
+        "focus order"
+    );
 
     // The evidence of a recorded change is one click away.
     let _: bool = js(
