@@ -416,6 +416,57 @@ async fn dashboard_renders_the_quickstart_updates_live_and_gates_operator_action
     )
     .await;
 
+    // The HTTP writes the page uses check the token like the gRPC API: none is 401, a viewer's
+    // is 403, and whoami tells the page who is who.
+    let http = reqwest::Client::new();
+    let body = serde_json::json!({"state": "OPEN", "reason": "x", "ttl_seconds": 60});
+    let url = format!("{base}/v1/funnels/acme/override");
+    let none = http.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    let viewer = http
+        .post(&url)
+        .bearer_auth(VIEWER_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(viewer.status(), 403);
+    let refused: serde_json::Value = viewer.json().await.unwrap();
+    assert_eq!(refused["error"]["code"], "PERMISSION_DENIED", "{refused}");
+    let phase = http
+        .post(format!("{base}/v1/funnels/acme/phase"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .json(&serde_json::json!({"phase": "launch", "reason": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        phase.status(),
+        400,
+        "a bad phase is refused before the engine"
+    );
+    for (token, expect) in [
+        (
+            Some(VIEWER_TOKEN),
+            serde_json::json!({"authenticated": true, "identity": "victor", "role": "viewer"}),
+        ),
+        (
+            Some("nope"),
+            serde_json::json!({"authenticated": false, "identity": null, "role": null}),
+        ),
+        (
+            None,
+            serde_json::json!({"authenticated": false, "identity": null, "role": null}),
+        ),
+    ] {
+        let mut req = http.get(format!("{base}/v1/whoami"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let who: serde_json::Value = req.send().await.unwrap().json().await.unwrap();
+        assert_eq!(who, expect);
+    }
+
     // A viewer sees no buttons that would fail.
     sign_in(&page, VIEWER_TOKEN, "viewer").await;
     let who: String = js(&page, "() => document.getElementById('whoami').innerText").await;
