@@ -203,15 +203,23 @@ async fn dashboard_renders_the_quickstart_updates_live_and_gates_operator_action
         .await
         .unwrap();
     let config = crate::quickstart_files(c.dir.path(), &c.grpc, &c.http).await;
+    // A webhook sink whose receiver is down: the page must show it failing.
+    let dead_hook = funnelgate_e2e::free_port();
+    let sinks = "\n[notifications]\nretry_initial = \"200ms\"\nretry_max = \"1s\"\ntimeout = \"2s\"\n\n[[notifications.sinks]]\nname = \"ops-hook\"\nkind = \"webhook\"\nurl_secret = \"DASH_HOOK_URL\"\nhmac_secret = \"DASH_HOOK_KEY\"\non = [\"override\"]\n";
     let auth = "\n[[auth.operators]]\nname = \"olivia\"\ntoken_secret = \"OLIVIA\"\n\n[[auth.operators]]\nname = \"victor\"\ntoken_secret = \"VICTOR\"\nrole = \"viewer\"\n";
     std::fs::write(
         c.config_path(),
-        format!("{config}\n{auth}\n{}", c.checkers_toml()),
+        format!("{config}\n{sinks}\n{auth}\n{}", c.checkers_toml()),
     )
     .unwrap();
     c.env = vec![
         ("FUNNELGATE_SECRET_OLIVIA".into(), OPERATOR_TOKEN.into()),
         ("FUNNELGATE_SECRET_VICTOR".into(), VIEWER_TOKEN.into()),
+        (
+            "FUNNELGATE_SECRET_DASH_HOOK_URL".into(),
+            format!("http://127.0.0.1:{dead_hook}/hook"),
+        ),
+        ("FUNNELGATE_SECRET_DASH_HOOK_KEY".into(), "k".into()),
     ];
     c.start_coordinator().await.unwrap();
     funnelgate_e2e::wait_decision(
@@ -498,6 +506,15 @@ async fn dashboard_renders_the_quickstart_updates_live_and_gates_operator_action
         "the live update",
         "document.getElementById('gate-state').dataset.state === 'OPEN' && document.getElementById('gate-share').innerText === '25%'",
         Duration::from_secs(15),
+    )
+    .await;
+    // The override is a notification the dead webhook cannot take: the page shows the sink
+    // failing (refreshed without a reload).
+    wait_for(
+        &page,
+        "the failing sink",
+        "document.querySelector('#sinks li.failing') && document.querySelector('#sinks li.failing').innerText.includes('ops-hook')",
+        Duration::from_secs(20),
     )
     .await;
     let marker: u32 = js(&page, "() => window.__noReload || 0").await;

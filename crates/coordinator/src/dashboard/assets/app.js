@@ -383,6 +383,17 @@
       return loadHistory(funnel);
     }).then(function () {
       document.body.setAttribute("data-ready", "funnel");
+      // Sink health changes without a decision change (retries): refresh it every 5 seconds.
+      setInterval(function () {
+        api("GET", base + "/view").then(function (v) {
+          current.view.notifications = v.notifications;
+          var old = document.querySelector("#decision section.sinks");
+          var fresh = renderSinks(v.notifications);
+          if (old && fresh) old.replaceWith(fresh);
+          else if (!old && fresh) document.getElementById("decision").appendChild(fresh);
+          else if (old && !fresh) old.remove();
+        }, function () { /* next round */ });
+      }, 5000);
       connect(base + "/events", function (d) {
         var before = current.view && current.view.decision;
         current.view.decision = d;
