@@ -284,6 +284,21 @@ impl Sink {
     }
 }
 
+/// An error and its causes, `: `-separated (the URL was already stripped by the caller).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 async fn post(
     client: &reqwest::Client,
     url: &Secret,
@@ -312,7 +327,7 @@ async fn post_bytes(
     let resp = req
         .send()
         .await
-        .map_err(|e| format!("request failed: {}", e.without_url()))?;
+        .map_err(|e| format!("request failed: {}", error_chain(&e.without_url())))?;
     let status = resp.status();
     if status.is_success() {
         return Ok(());
