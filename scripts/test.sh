@@ -96,6 +96,13 @@ if [ "$provision" = 1 ]; then
     (cd "$pd_fidelity" && npm ci --no-audit --no-fund --ignore-scripts --silent) || die "npm ci failed in $pd_fidelity"
     cp "$pd_fidelity/package-lock.json" "$pd_fidelity/.installed-lock.json"
   fi
+
+  # ---- npm packages the browser tests inject (axe-core 4.14.1, pinned in tests/node/package*.json) --
+  command -v npm >/dev/null || die "npm is missing (install the Debian package npm)"
+  if ! grep -qs '"version": "4.14.1"' tests/node/node_modules/axe-core/package.json; then
+    log "installing npm test packages into tests/node"
+    (cd tests/node && npm ci --no-audit --no-fund) || die "npm ci in tests/node failed"
+  fi
 fi
 
 # ---- Real peers: PostgreSQL and MariaDB --------------------------------------------------------
@@ -134,11 +141,12 @@ mariadb -h 127.0.0.1 -P 3306 -u root -e 'create database if not exists test' \
   || die "cannot create MariaDB database 'test'"
 
 # ---- Tools the tests start themselves -----------------------------------------------------------
-for tool in /usr/sbin/nsd /usr/bin/prometheus openssl node; do
+for tool in /usr/sbin/nsd /usr/bin/prometheus openssl node /usr/bin/chromium; do
   command -v "$tool" >/dev/null || die "$tool is missing (see scripts/debian-packages.txt)"
 done
 .venv/bin/python -c 'import checkdmarc, hubspot, simple_salesforce, grpc, aiosmtpd' \
   || die "the Python test references are missing from .venv"
+[ -f tests/node/node_modules/axe-core/axe.min.js ] || die "axe-core is missing from tests/node (run scripts/test.sh without --no-provision)"
 
 export FUNNELGATE_PYTHON="$repo/.venv/bin/python"
 export FUNNELGATE_TEST_POSTGRES_URL="${FUNNELGATE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"

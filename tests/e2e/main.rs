@@ -7,8 +7,10 @@
 
 mod cli;
 mod cluster;
+mod dashboard;
 mod gate_semantics;
 mod ha;
+mod notify;
 mod python;
 mod quickstart;
 mod robustness;

@@ -156,6 +156,9 @@ pub struct Config {
     /// probes and its gate policy.
     #[serde(default)]
     pub funnels: Vec<FunnelPolicy>,
+    /// Notifications on gate changes (`[notifications]`, `[[notifications.sinks]]`).
+    #[serde(default)]
+    pub notifications: crate::notify::config::NotificationsConfig,
     /// The file this configuration was loaded from (not a config key).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -336,6 +339,7 @@ impl Config {
             auth: AuthConfig::default(),
             checkers,
             funnels,
+            notifications: Default::default(),
             source: None,
             env_overrides: BTreeMap::new(),
         }
@@ -465,6 +469,8 @@ impl Config {
             ));
         }
 
+        out.extend(self.notifications.issues(&self.funnels));
+
         let mut names = HashSet::new();
         let mut secrets = HashSet::new();
         for (i, op) in self.auth.operators.iter().enumerate() {
@@ -571,7 +577,7 @@ impl Config {
     }
 }
 
-fn is_secret_name(s: &str) -> bool {
+pub(crate) fn is_secret_name(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 

@@ -53,6 +53,8 @@ pub struct ApiState {
     pub watchers: AtomicUsize,
     /// Becomes true when the coordinator shuts down (ends watch streams).
     pub shutdown: watch::Receiver<bool>,
+    /// Notification sinks' health (the dashboard shows it).
+    pub notify: Arc<crate::notify::NotifyStatus>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -151,7 +153,7 @@ fn authorization<T>(request: &Request<T>) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-fn reason(text: &str, required: bool) -> Result<String, ServiceError> {
+pub(crate) fn reason(text: &str, required: bool) -> Result<String, ServiceError> {
     let text = text.trim();
     if required && text.is_empty() {
         return Err(ServiceError::InvalidArgument(

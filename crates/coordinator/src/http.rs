@@ -31,6 +31,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(crate::dashboard::routes())
         .fallback(not_found)
         .with_state(state)
 }

@@ -22,6 +22,7 @@ pub mod auth;
 pub mod canonical;
 pub mod checkers;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod explain;
 pub mod follower;
@@ -31,6 +32,7 @@ pub mod json_time;
 pub mod leader;
 pub mod liveness;
 pub mod metrics;
+pub mod notify;
 pub mod scheduler;
 pub mod schema;
 pub mod state;
@@ -237,6 +239,20 @@ pub async fn run(
         cluster.clone(),
     )
     .await?;
+    let notifier = notify::Notifier::from_config(
+        &config.notifications,
+        &env,
+        config
+            .source
+            .as_ref()
+            .and_then(|p| p.parent())
+            .unwrap_or(std::path::Path::new("")),
+        sql_store.pool().clone(),
+    )
+    .map_err(|issues| ConfigError {
+        file: config.file_label(),
+        issues,
+    })?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let api = Arc::new(ApiState {
         gates: gates.clone(),
@@ -247,7 +263,14 @@ pub async fn run(
         max_watchers: config.coordinator.max_watchers,
         watchers: AtomicUsize::new(0),
         shutdown: stop_rx.clone(),
+        notify: notifier.status(),
     });
+    let mut notify_tasks = notifier.spawn(
+        gates.clone(),
+        store.clone(),
+        metrics.clone(),
+        stop_rx.clone(),
+    );
     // Checker liveness is watched on every replica; only the leader's scheduler acts on it.
     let supervisors = Arc::new(liveness::Supervisors::start(
         Arc::new(config.clone()),
@@ -356,6 +379,7 @@ pub async fn run(
     // The role task stops the scheduler; the election releases leadership.
     let _ = role_task.await;
     while background.join_next().await.is_some() {}
+    while notify_tasks.join_next().await.is_some() {}
     if let Ok(supervisors) = Arc::try_unwrap(supervisors) {
         supervisors.stop().await;
     }

@@ -26,6 +26,12 @@ pub mod names {
     pub const DECISION_CHANGES: &str = "funnelgate_decision_changes";
     /// Gauge: open `WatchGate` streams.
     pub const WATCHERS: &str = "funnelgate_watchers";
+    /// Counter `{sink, outcome}` (`delivered`, `retry`, `failed`): notification attempts.
+    pub const NOTIFICATIONS: &str = "funnelgate_notifications";
+    /// Gauge `{sink}`: failed attempts since the sink's last success (0: healthy).
+    pub const NOTIFICATION_SINK_FAILING: &str = "funnelgate_notification_sink_failing";
+    /// Gauge `{sink}`: notifications waiting in the outbox.
+    pub const NOTIFICATIONS_PENDING: &str = "funnelgate_notifications_pending";
 }
 
 /// Outcome label of `funnelgate_checks_total`.
@@ -78,6 +84,17 @@ struct CheckLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabels {
+    sink: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkOutcomeLabels {
+    sink: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StageLabels {
     stage: String,
 }
@@ -97,6 +114,9 @@ pub struct Metrics {
     check_duration: Family<StageLabels, Histogram, fn() -> Histogram>,
     decision_changes: Family<FunnelLabels, Counter>,
     watchers: Gauge,
+    notifications: Family<SinkOutcomeLabels, Counter>,
+    sink_failing: Family<SinkLabels, Gauge>,
+    notifications_pending: Family<SinkLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -156,6 +176,24 @@ impl Metrics {
             decision_changes.clone(),
         );
         registry.register(names::WATCHERS, "open WatchGate streams", watchers.clone());
+        let notifications = Family::<SinkOutcomeLabels, Counter>::default();
+        let sink_failing = Family::<SinkLabels, Gauge>::default();
+        let notifications_pending = Family::<SinkLabels, Gauge>::default();
+        registry.register(
+            names::NOTIFICATIONS,
+            "notification delivery attempts by sink and outcome",
+            notifications.clone(),
+        );
+        registry.register(
+            names::NOTIFICATION_SINK_FAILING,
+            "failed attempts since the sink's last success (0: healthy)",
+            sink_failing.clone(),
+        );
+        registry.register(
+            names::NOTIFICATIONS_PENDING,
+            "notifications waiting in the outbox",
+            notifications_pending.clone(),
+        );
         Metrics {
             registry,
             gate_state,
@@ -165,6 +203,9 @@ impl Metrics {
             check_duration,
             decision_changes,
             watchers,
+            notifications,
+            sink_failing,
+            notifications_pending,
         }
     }
 
@@ -230,6 +271,29 @@ impl Metrics {
     /// A watcher connected (`+1`) or left (`-1`).
     pub fn watchers_add(&self, delta: i64) {
         self.watchers.inc_by(delta);
+    }
+
+    /// Count one notification attempt (`delivered`, `retry` or `failed`).
+    pub fn notification(&self, sink: &str, outcome: &str) {
+        self.notifications
+            .get_or_create(&SinkOutcomeLabels {
+                sink: sink.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// A sink's failures since its last success and its waiting notifications.
+    pub fn notification_sink(&self, sink: &str, failing: u64, pending: u64) {
+        let labels = SinkLabels {
+            sink: sink.to_string(),
+        };
+        self.sink_failing
+            .get_or_create(&labels)
+            .set(i64::try_from(failing).unwrap_or(i64::MAX));
+        self.notifications_pending
+            .get_or_create(&labels)
+            .set(i64::try_from(pending).unwrap_or(i64::MAX));
     }
 
     /// The text exposition format.
