@@ -6,7 +6,6 @@
 
 use funnelgate_core::{GateDecision, GateState};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::config::Filter;
 use crate::store::{EntryKind, LedgerEntry};
@@ -261,22 +260,13 @@ fn slack_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// HMAC-SHA256 (RFC 2104) of `message` under `key`.
+/// HMAC-SHA256 (RFC 2104) of `message` under `key`, by `ring` (already in the tree via rustls).
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut k = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(k.map(|b| b ^ 0x36));
-    inner.update(message);
-    let mut outer = Sha256::new();
-    outer.update(k.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    let tag = ring::hmac::sign(&key, message);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
 }
 
 /// The `Funnelgate-Signature` value: `v1=` + lower-case hex of
